@@ -1,0 +1,73 @@
+"""Assembles the Starlette application: routes, error handlers and the lifespan's resources."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from dbos import DBOSClient
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from services.api import database
+from services.api.metrics import create_registry
+from services.api.problems import (
+    Problem,
+    handle_http_exception,
+    handle_problem,
+    handle_unexpected,
+)
+from services.api.routes import routes
+from services.api.settings import ApiSettings
+from services.api.store import Store
+from services.api.workflows import Workflows
+
+logger = logging.getLogger(__name__)
+
+DBOS_SCHEMA = "dbos"
+
+
+class State(TypedDict):
+    settings: ApiSettings
+    store: Store
+    workflows: Workflows
+    registry: CollectorRegistry
+
+
+def create_app(settings: ApiSettings) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        engine = database.create_engine(settings)
+        schema = DBOS_SCHEMA if engine.dialect.name == "postgresql" else None
+        # lazy: the API starts (and /healthz answers) while the database is still down.
+        # retry_connection_errors=False: a request fails fast instead of blocking on retries.
+        client = DBOSClient(
+            system_database_engine=engine,
+            dbos_system_schema=DBOS_SCHEMA,
+            lazy=True,
+            retry_connection_errors=False,
+        )
+        store = Store(engine, schema)
+        logger.info("api.started database=%s", engine.dialect.name)
+        try:
+            yield {
+                "settings": settings,
+                "store": store,
+                "workflows": Workflows(client, store, settings.application_version),
+                "registry": create_registry(store),
+            }
+        finally:
+            client.destroy()
+            engine.dispose()
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            Problem: handle_problem,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+    )
+

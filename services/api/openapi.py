@@ -1,0 +1,195 @@
+"""The OpenAPI 3.1 document of the HTTP API."""
+
+from functools import cache
+from typing import Any
+
+from services.api import schemas
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_WORKFLOW = {"$ref": "#/components/schemas/Workflow"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+
+_ID_PARAM = {"name": "workflow_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_UNAVAILABLE = _problem("The database is unavailable; retry after the Retry-After delay")
+_NOT_FOUND = _problem("No workflow has this id")
+_CONFLICT = _problem("The workflow's status does not allow this")
+
+
+def _workflow_action(summary: str, operation_id: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "operationId": operation_id,
+            "parameters": [_ID_PARAM],
+            "responses": {
+                "202": _json(_WORKFLOW, "The workflow after the request"),
+                "404": _NOT_FOUND,
+                "409": _CONFLICT,
+                "503": _UNAVAILABLE,
+            },
+        }
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    nullable_int = {"type": ["integer", "null"]}
+    workflow_schema = {
+        "type": "object",
+        "required": ["workflow_id", "status", "created_at", "steps_completed", "num_steps"],
+        "properties": {
+            "workflow_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(schemas.STATUSES)},
+            "queue": {"type": ["string", "null"]},
+            "priority": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "steps_completed": {"type": "integer"},
+            "num_steps": nullable_int,
+            "executor_id": {"type": ["string", "null"]},
+            "application_version": {"type": ["string", "null"]},
+        },
+    }
+    problem_schema = {
+        "type": "object",
+        "required": ["title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    status_doc = _json({"type": "object"}, "Status")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "dbos-queue-worker API", "version": "1"},
+        "paths": {
+            "/workflows": {
+                "post": {
+                    "summary": "Enqueue a workflow",
+                    "operationId": "enqueueWorkflow",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "Retrying with the same key returns the same workflow.",
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": schemas.MAX_IDEMPOTENCY_KEY_LENGTH,
+                                "pattern": "^[!-~]+$",
+                            },
+                        }
+                    ],
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/EnqueueRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["workflow_id", "url"],
+                                "properties": {
+                                    "workflow_id": {"type": "string"},
+                                    "url": {"type": "string"},
+                                },
+                            },
+                            "Enqueued (or, for a repeated Idempotency-Key, enqueued before)",
+                        ),
+                        "400": _problem("Malformed Idempotency-Key"),
+                        "409": _problem("Idempotency-Key already used for another request"),
+                        "413": _problem("Body too large"),
+                        "415": _problem("Body is not JSON"),
+                        "422": _problem("Body is not a valid enqueue request"),
+                        "503": _UNAVAILABLE,
+                    },
+                },
+                "get": {
+                    "summary": "List workflows, newest first",
+                    "operationId": "listWorkflows",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": schemas.MAX_PAGE_LIMIT,
+                                "default": schemas.DEFAULT_PAGE_LIMIT,
+                            },
+                        },
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": list(schemas.STATUSES)},
+                        },
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["workflows", "next_cursor"],
+                                "properties": {
+                                    "workflows": {"type": "array", "items": _WORKFLOW},
+                                    "next_cursor": {"type": ["string", "null"]},
+                                },
+                            },
+                            "One page; pass next_cursor back as cursor for the next one",
+                        ),
+                        "400": _problem("Bad limit, status or cursor"),
+                        "503": _UNAVAILABLE,
+                    },
+                },
+            },
+            "/workflows/{workflow_id}": {
+                "get": {
+                    "summary": "One workflow with its progress",
+                    "operationId": "getWorkflow",
+                    "parameters": [_ID_PARAM],
+                    "responses": {
+                        "200": _json(_WORKFLOW, "The workflow"),
+                        "404": _NOT_FOUND,
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
+            "/workflows/{workflow_id}/cancel": _workflow_action("Cancel a workflow", "cancelWorkflow"),
+            "/workflows/{workflow_id}/resume": _workflow_action(
+                "Resume a cancelled workflow on its queue", "resumeWorkflow"
+            ),
+            "/healthz": {"get": {"summary": "Process is alive", "operationId": "healthz",
+                                 "responses": {"200": status_doc}}},
+            "/readyz": {"get": {"summary": "Database reachable", "operationId": "readyz",
+                                "responses": {"200": status_doc, "503": status_doc}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
+                                 "responses": {"200": {"description": "Prometheus text format",
+                                                       "content": {"text/plain": {}}}}}},
+            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
+                                      "responses": {"200": status_doc}}},
+        },
+        "components": {
+            "schemas": {
+                "EnqueueRequest": schemas.EnqueueRequest.model_json_schema(),
+                "Workflow": workflow_schema,
+                "Problem": problem_schema,
+            }
+        },
+    }

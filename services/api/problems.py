@@ -1,0 +1,67 @@
+"""Errors as RFC 9457 `application/problem+json` responses."""
+
+import logging
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error the client can act on; raising it answers the request with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers
+
+
+def problem_response(problem: Problem, instance: str) -> Response:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": instance,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    return JSONResponse(
+        body, status_code=problem.status, headers=problem.headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+async def handle_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Problem)
+    return problem_response(exc, request.url.path)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    titles = {404: "Not Found", 405: "Method Not Allowed"}
+    title = titles.get(exc.status_code, "HTTP Error")
+    detail = f"{request.method} {request.url.path}: {exc.detail}"
+    return problem_response(Problem(exc.status_code, title, detail, headers=exc.headers), request.url.path)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    # The exception text may hold SQL or connection details: log it, never send it.
+    logger.error("api.unhandled_error path=%s", request.url.path, exc_info=exc)
+    problem = Problem(500, "Internal Server Error", "the server failed to handle this request")
+    return problem_response(problem, request.url.path)

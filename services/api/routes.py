@@ -1,0 +1,190 @@
+"""HTTP endpoints. Handlers validate input, then run the blocking database work in a thread."""
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from services.api import schemas
+from services.api.database import is_unavailable
+from services.api.openapi import openapi_document
+from services.api.problems import Problem
+from services.api.schemas import InvalidInput
+from services.api.settings import ApiSettings
+from services.api.store import PageKey, Store
+from services.api.workflows import WorkflowConflict, WorkflowNotFound, Workflows
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def _db(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking database work off the event loop, mapping its failures to problems."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except WorkflowNotFound as exc:
+        raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
+    except WorkflowConflict as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        logger.warning("api.database_unavailable error=%s", type(exc).__name__)
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "the database is unavailable; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
+
+
+def _bad_request(exc: InvalidInput) -> Problem:
+    return Problem(400, "Bad Request", str(exc))
+
+
+async def _read_json_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > schemas.MAX_BODY_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > schemas.MAX_BODY_BYTES:
+            raise _too_large()
+    if body.strip():
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise Problem(
+                415, "Unsupported Media Type", "send the request body as application/json"
+            )
+    return bytes(body)
+
+
+def _too_large() -> Problem:
+    return Problem(
+        413, "Content Too Large", f"request body is larger than {schemas.MAX_BODY_BYTES} bytes"
+    )
+
+
+def _parse_enqueue_request(body: bytes) -> schemas.EnqueueRequest:
+    if not body.strip():
+        return schemas.EnqueueRequest()
+    try:
+        return schemas.EnqueueRequest.model_validate_json(body)
+    except ValidationError as exc:
+        syntax = [e["msg"] for e in exc.errors() if e["type"] == "json_invalid"]
+        if syntax:
+            raise Problem(400, "Bad Request", f"request body is not valid JSON: {syntax[0]}") from None
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, "Unprocessable Content", detail, errors=errors) from None
+
+
+def _workflows(request: Request) -> Workflows:
+    workflows: Workflows = request.state.workflows
+    return workflows
+
+
+async def enqueue_workflow(request: Request) -> Response:
+    body = await _read_json_body(request)
+    enqueue_request = _parse_enqueue_request(body)
+    key = request.headers.get("idempotency-key")
+    try:
+        workflow_id = None if key is None else schemas.idempotency_workflow_id(key)
+    except InvalidInput as exc:
+        raise _bad_request(exc) from None
+    workflow_id, replayed = await _db(_workflows(request).enqueue, enqueue_request, workflow_id)
+    location = request.url_for("get_workflow", workflow_id=workflow_id).path
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        {"workflow_id": workflow_id, "url": location}, status_code=202, headers=headers
+    )
+
+
+async def list_workflows(request: Request) -> Response:
+    params = request.query_params
+    try:
+        limit = schemas.parse_limit(params.get("limit"))
+        status = schemas.parse_status(params.get("status"))
+        after = schemas.decode_cursor(params.get("cursor"))
+    except InvalidInput as exc:
+        raise _bad_request(exc) from None
+    records = await _db(_workflows(request).list_page, limit, after, status)
+    next_cursor = None
+    if len(records) == limit:
+        last = records[-1]
+        next_cursor = schemas.encode_cursor(PageKey(last.created_at_ms, last.workflow_id))
+    return JSONResponse(
+        {"workflows": [schemas.workflow_json(r) for r in records], "next_cursor": next_cursor}
+    )
+
+
+async def get_workflow(request: Request) -> Response:
+    record = await _db(_workflows(request).get, request.path_params["workflow_id"])
+    return JSONResponse(schemas.workflow_json(record))
+
+
+async def cancel_workflow(request: Request) -> Response:
+    record = await _db(_workflows(request).cancel, request.path_params["workflow_id"])
+    return JSONResponse(schemas.workflow_json(record), status_code=202)
+
+
+async def resume_workflow(request: Request) -> Response:
+    record = await _db(_workflows(request).resume, request.path_params["workflow_id"])
+    return JSONResponse(schemas.workflow_json(record), status_code=202)
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    store: Store = request.state.store
+    settings: ApiSettings = request.state.settings
+    try:
+        # abandon_on_cancel: the answer comes within the timeout even if the thread is stuck
+        # in a connect; that thread ends on its own connect timeout.
+        with anyio.fail_after(settings.readiness_timeout_seconds):
+            await anyio.to_thread.run_sync(store.ping, abandon_on_cancel=True)
+    except Exception as exc:
+        logger.warning("api.not_ready error=%s", type(exc).__name__)
+        return JSONResponse(
+            {"status": "unavailable", "reason": "database not reachable or not migrated"},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.state.registry
+    payload = await run_in_threadpool(generate_latest, registry)
+    return Response(payload, media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+routes = [
+    Route("/workflows", enqueue_workflow, methods=["POST"]),
+    Route("/workflows", list_workflows, methods=["GET"]),
+    Route("/workflows/{workflow_id}", get_workflow, methods=["GET"], name="get_workflow"),
+    Route("/workflows/{workflow_id}/cancel", cancel_workflow, methods=["POST"]),
+    Route("/workflows/{workflow_id}/resume", resume_workflow, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+]

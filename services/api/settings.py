@@ -1,0 +1,43 @@
+"""The API's settings, read once from the environment."""
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services import contract
+
+
+class ApiSettings(BaseModel):
+    """Typed API configuration; field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    database_url: str = Field(
+        contract.DEFAULT_DATABASE_URL, alias=contract.ENV_DATABASE_URL, min_length=1
+    )
+    # Enqueued work is pinned to this version: only workers running it will take it.
+    application_version: str = Field(
+        contract.APP_VERSION, alias=contract.ENV_APP_VERSION, min_length=1
+    )
+    host: str = Field("127.0.0.1", alias="API_HOST", min_length=1)
+    port: int = Field(8000, alias="API_PORT", ge=1, le=65535)
+    db_pool_size: int = Field(5, alias="API_DB_POOL_SIZE", ge=1, le=100)
+    # How long a request waits for a pooled connection, for a new connection, and for a
+    # statement, before it answers 503 instead of hanging.
+    db_pool_timeout_seconds: float = Field(5.0, alias="API_DB_POOL_TIMEOUT_SECONDS", gt=0, le=60)
+    db_connect_timeout_seconds: int = Field(2, alias="API_DB_CONNECT_TIMEOUT_SECONDS", ge=1, le=60)
+    db_statement_timeout_seconds: float = Field(
+        10.0, alias="API_DB_STATEMENT_TIMEOUT_SECONDS", gt=0, le=600
+    )
+    readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)
+    log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ApiSettings":
+        """Read the settings, or raise ValueError naming each bad variable (never its value)."""
+        present = {k: v for k, v in environ.items() if v != ""}
+        try:
+            return cls.model_validate(present)
+        except ValidationError as exc:
+            raise ValueError(f"invalid API configuration: {exc}") from None

@@ -1,0 +1,79 @@
+"""What the API does with workflows, over the DBOSClient (writes) and the Store (reads)."""
+
+from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
+from dbos import error as dbos_error
+
+from services import contract
+from services.api.schemas import EnqueueRequest, same_request
+from services.api.store import PageKey, Store, WorkflowRecord
+
+CANCELLABLE = {"ENQUEUED", "DELAYED", "PENDING", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+RESUMABLE = {"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+
+
+class WorkflowNotFound(LookupError):
+    pass
+
+
+class WorkflowConflict(Exception):
+    """The request can't apply to the workflow in its current state; the message says why."""
+
+
+class Workflows:
+    def __init__(self, client: DBOSClient, store: Store, application_version: str) -> None:
+        self._client = client
+        self._store = store
+        self._application_version = application_version
+
+    def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
+        """Enqueue one workflow; returns its id and whether an earlier request already made it."""
+        options: EnqueueOptions = {
+            "queue_name": contract.QUEUE_NAME,
+            "workflow_name": contract.WORKFLOW_NAME,
+            # Pinned, so only workers of this version take it (see README: versions).
+            "app_version": self._application_version,
+            "serialization_type": WorkflowSerializationFormat.PORTABLE,
+        }
+        if request.priority is not None:
+            options["priority"] = request.priority
+        if workflow_id is not None:
+            options["workflow_id"] = workflow_id
+            options["workflow_id_reuse_policy"] = "reject"
+        try:
+            handle = self._client.enqueue(options, *request.workflow_args())
+        except dbos_error.DBOSWorkflowIDInUseError:
+            assert workflow_id is not None
+            existing = self._store.get(workflow_id)
+            if existing is None or not same_request(existing, request):
+                raise WorkflowConflict(
+                    "this Idempotency-Key was already used for a different request"
+                ) from None
+            return workflow_id, True
+        return handle.workflow_id, False
+
+    def get(self, workflow_id: str) -> WorkflowRecord:
+        record = self._store.get(workflow_id)
+        if record is None:
+            raise WorkflowNotFound(workflow_id)
+        return record
+
+    def list_page(self, limit: int, after: PageKey | None, status: str | None) -> list[WorkflowRecord]:
+        return self._store.list_page(limit, after, status)
+
+    def cancel(self, workflow_id: str) -> WorkflowRecord:
+        record = self.get(workflow_id)
+        if record.status not in CANCELLABLE:
+            raise WorkflowConflict(f"workflow already finished with status {record.status}")
+        self._client.cancel_workflow(workflow_id)
+        return self.get(workflow_id)
+
+    def resume(self, workflow_id: str) -> WorkflowRecord:
+        record = self.get(workflow_id)
+        if record.status not in RESUMABLE:
+            raise WorkflowConflict(
+                f"only CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows can be resumed; "
+                f"this one is {record.status}"
+            )
+        # Back on its own queue: without queue_name DBOS would move it to an unlimited one.
+        self._client.resume_workflow(workflow_id, queue_name=contract.QUEUE_NAME)
+        return self.get(workflow_id)

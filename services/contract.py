@@ -1,0 +1,35 @@
+"""The contract between the API and the worker: the only module both services import.
+
+The API enqueues the workflow by name and reads its progress event, so these names must match
+what the worker registers. Nothing else is shared between the two images.
+"""
+
+from typing import Final, TypedDict
+
+APP_NAME: Final = "dbos-queue-worker"
+QUEUE_NAME: Final = "workflow-queue"
+WORKFLOW_NAME: Final = "workflow"
+PROGRESS_EVENT_KEY: Final = "workflow_progress"
+
+# Pinned application version. DBOS's default (a hash of the workflow source) would change on
+# every code edit and strand queued work behind a version no worker runs. Change this only for
+# an incompatible change to the workflow's steps; DBOS__APPVERSION overrides it per deployment.
+APP_VERSION: Final = "1"
+
+# Environment variables both services read. DBOS itself reads the DBOS_* ones too.
+ENV_DATABASE_URL: Final = "DBOS_SYSTEM_DATABASE_URL"
+ENV_APP_VERSION: Final = "DBOS__APPVERSION"
+DEFAULT_DATABASE_URL: Final = "sqlite:///dbos_queue_worker.sqlite"
+
+# Workflow arguments, enforced by the API before anything reaches the database.
+DEFAULT_NUM_STEPS: Final = 10
+MAX_NUM_STEPS: Final = 1000
+DEFAULT_STEP_SECONDS: Final = 1.0
+MAX_STEP_SECONDS: Final = 60.0
+
+
+class Progress(TypedDict):
+    """The value of the progress event the workflow publishes after each step."""
+
+    steps_completed: int
+    num_steps: int

@@ -1,0 +1,65 @@
+"""With its database unreachable the API stays up and answers fast: 503s, never hung requests."""
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import Api, free_port
+
+# Requests must fail well inside DBOS's default retry window (tens of seconds).
+FAST_SECONDS = 3.0
+
+
+@pytest.fixture(scope="module")
+def api_without_database(workdir: Path) -> Iterator[Api]:
+    # Nothing listens on this port: every connection attempt is refused.
+    url = f"postgresql://postgres:never-logged@127.0.0.1:{free_port()}/nowhere"
+    api = Api(url, workdir)
+    try:
+        api.wait_listening()
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/workflows"),
+        ("GET", "/workflows"),
+        ("GET", "/workflows/some-id"),
+        ("POST", "/workflows/some-id/cancel"),
+        ("POST", "/workflows/some-id/resume"),
+        ("GET", "/readyz"),
+    ],
+)
+def test_database_calls_fail_fast_with_503(api_without_database: Api, method: str, path: str) -> None:
+    started = time.monotonic()
+    response = api_without_database.http.request(method, path)
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 503, response.text
+    assert elapsed < FAST_SECONDS, f"{method} {path} took {elapsed:.1f}s"
+    assert "never-logged" not in response.text
+    if path != "/readyz":
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "1"
+        assert "database is unavailable" in response.json()["detail"]
+
+
+def test_liveness_and_metrics_still_answer(api_without_database: Api) -> None:
+    assert api_without_database.http.get("/healthz").status_code == 200
+    metrics = api_without_database.http.get("/metrics")
+    assert metrics.status_code == 200
+    # No queue samples at all (an autoscaler then holds), and the failure is counted.
+    assert "queue_worker_queue_workflows{" not in metrics.text
+    errors = re.search(r"^queue_worker_metrics_collection_errors_total (\S+)$", metrics.text, re.M)
+    assert errors is not None and float(errors.group(1)) >= 1
+
+
+def test_secrets_stay_out_of_the_logs(api_without_database: Api) -> None:
+    api_without_database.http.get("/workflows")
+    assert "never-logged" not in api_without_database.service.log()

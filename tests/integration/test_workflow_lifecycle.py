@@ -1,0 +1,132 @@
+"""Enqueue, progress, completion, cancel, resume and idempotency against real services."""
+
+import uuid
+
+from tests.integration.conftest import Stack
+from tests.support.databases import count_workflows
+from tests.support.polling import wait_for
+
+
+def test_workflow_progress_climbs_to_success(stack: Stack) -> None:
+    api = stack.api
+    response = api.http.post("/workflows", json={"num_steps": 5, "step_seconds": 0.3})
+    assert response.status_code == 202
+    workflow_id = response.json()["workflow_id"]
+    assert response.headers["location"] == f"/workflows/{workflow_id}"
+
+    seen: list[int] = []
+
+    def finished() -> dict[str, object] | None:
+        workflow = api.workflow(workflow_id)
+        seen.append(int(str(workflow["steps_completed"])))
+        return workflow if workflow["status"] == "SUCCESS" else None
+
+    final = wait_for(finished, timeout=60, what="workflow to succeed")
+    assert final["steps_completed"] == 5
+    assert final["num_steps"] == 5
+    assert final["queue"] == "workflow-queue"
+    assert final["executor_id"] is not None and final["executor_id"] != "local"
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+    assert any(0 < s < 5 for s in seen), f"never saw intermediate progress: {seen}"
+
+
+def test_empty_body_enqueues_the_ten_step_default(stack: Stack) -> None:
+    api = stack.api
+    response = api.http.post("/workflows")
+    assert response.status_code == 202
+    workflow_id = response.json()["workflow_id"]
+    workflow = api.workflow(workflow_id)
+    assert workflow["num_steps"] == 10
+    # It takes ten seconds; cancel it so the worker is free for the other tests.
+    assert api.http.post(f"/workflows/{workflow_id}/cancel").status_code == 202
+
+
+def test_cancel_stops_a_running_workflow_and_resume_finishes_it(stack: Stack) -> None:
+    api = stack.api
+    workflow_id = api.enqueue(num_steps=20, step_seconds=0.2)
+    wait_for(
+        lambda: int(str(api.workflow(workflow_id)["steps_completed"])) >= 2,
+        timeout=60,
+        what="two steps done",
+    )
+
+    cancelled = api.http.post(f"/workflows/{workflow_id}/cancel")
+    assert cancelled.status_code == 202
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert api.workflow(workflow_id)["status"] == "CANCELLED"
+
+    resumed = api.http.post(f"/workflows/{workflow_id}/resume")
+    assert resumed.status_code == 202
+    assert resumed.json()["status"] == "ENQUEUED"
+    assert resumed.json()["queue"] == "workflow-queue"
+    done = api.wait_status(workflow_id, "SUCCESS")
+    assert done["steps_completed"] == done["num_steps"] == 20
+
+
+def test_finished_workflows_cannot_be_cancelled_or_resumed(stack: Stack) -> None:
+    api = stack.api
+    workflow_id = api.enqueue(num_steps=1, step_seconds=0)
+    api.wait_status(workflow_id, "SUCCESS")
+    for action in ("cancel", "resume"):
+        response = api.http.post(f"/workflows/{workflow_id}/{action}")
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert "SUCCESS" in response.json()["detail"]
+    assert api.workflow(workflow_id)["status"] == "SUCCESS"
+
+
+def test_running_workflow_cannot_be_resumed(stack: Stack) -> None:
+    api = stack.api
+    workflow_id = api.enqueue(num_steps=10, step_seconds=0.2)
+    api.wait_status(workflow_id, "PENDING")
+    response = api.http.post(f"/workflows/{workflow_id}/resume")
+    assert response.status_code == 409
+    assert "PENDING" in response.json()["detail"]
+    api.http.post(f"/workflows/{workflow_id}/cancel")
+
+
+def test_unknown_workflow_ids_are_404(stack: Stack) -> None:
+    unknown = str(uuid.uuid4())
+    for method, path in [
+        ("GET", f"/workflows/{unknown}"),
+        ("POST", f"/workflows/{unknown}/cancel"),
+        ("POST", f"/workflows/{unknown}/resume"),
+    ]:
+        response = stack.api.http.request(method, path)
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert unknown in response.json()["detail"]
+
+
+def test_idempotency_key_returns_the_same_workflow(stack: Stack) -> None:
+    api = stack.api
+    key = f"order-{uuid.uuid4()}"
+    body = {"num_steps": 2, "step_seconds": 0}
+    before = count_workflows(stack.database_url)
+
+    first = api.http.post("/workflows", json=body, headers={"Idempotency-Key": key})
+    second = api.http.post("/workflows", json=body, headers={"Idempotency-Key": key})
+
+    assert first.status_code == second.status_code == 202
+    assert first.json()["workflow_id"] == second.json()["workflow_id"]
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["idempotent-replayed"] == "true"
+    assert count_workflows(stack.database_url) == before + 1
+    api.wait_status(first.json()["workflow_id"], "SUCCESS")
+    # Still the same workflow after it finished: a late retry does not run it again.
+    third = api.http.post("/workflows", json=body, headers={"Idempotency-Key": key})
+    assert third.json()["workflow_id"] == first.json()["workflow_id"]
+    assert count_workflows(stack.database_url) == before + 1
+
+
+def test_idempotency_key_reused_for_another_request_is_a_conflict(stack: Stack) -> None:
+    api = stack.api
+    key = f"order-{uuid.uuid4()}"
+    first = api.http.post("/workflows", json={"num_steps": 2}, headers={"Idempotency-Key": key})
+    assert first.status_code == 202
+    before = count_workflows(stack.database_url)
+    other = api.http.post("/workflows", json={"num_steps": 3}, headers={"Idempotency-Key": key})
+    assert other.status_code == 409
+    assert "Idempotency-Key" in other.json()["detail"]
+    assert count_workflows(stack.database_url) == before
+    api.http.post(f"/workflows/{first.json()['workflow_id']}/cancel")

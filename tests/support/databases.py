@@ -1,0 +1,134 @@
+"""Real databases for tests: a SQLite file, or a fresh database on a PostgreSQL server.
+
+The server is TEST_DATABASE_URL when set; else the one at 127.0.0.1:5432 (user postgres, trust
+auth); else a throwaway server started from the local PostgreSQL binaries.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+LOCAL_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class PostgresServer:
+    """Creates and drops uniquely named databases on one server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = sa.make_url(admin_url).set(drivername="postgresql+psycopg")
+        self._engine = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        self._run_id = uuid.uuid4().hex[:8]
+        self._count = 0
+        self._created: list[str] = []
+
+    def create_database(self) -> str:
+        """A new empty database; returns its URL (plain postgresql:// as users write it)."""
+        self._count += 1
+        name = f"dbosqw_test_{self._run_id}_{self._count}"
+        with self._engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        self._created.append(name)
+        url = self.admin_url.set(drivername="postgresql", database=name)
+        return url.render_as_string(hide_password=False)
+
+    def close(self) -> None:
+        with self._engine.connect() as conn:
+            for name in self._created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self._engine.dispose()
+
+
+def _reachable(url: str) -> bool:
+    engine = sa.create_engine(
+        sa.make_url(url).set(drivername="postgresql+psycopg"),
+        connect_args={"connect_timeout": 2},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def postgres_server(workdir: Path) -> Iterator[PostgresServer | None]:
+    """The server to test against, or None when there is none and none can be started."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url is None and _reachable(LOCAL_SERVER_URL):
+        url = LOCAL_SERVER_URL
+    if url is not None:
+        server = PostgresServer(url)
+        try:
+            yield server
+        finally:
+            server.close()
+        return
+    with _throwaway_server(workdir) as started_url:
+        if started_url is None:
+            yield None
+            return
+        server = PostgresServer(started_url)
+        try:
+            yield server
+        finally:
+            server.close()
+
+
+@contextmanager
+def _throwaway_server(workdir: Path) -> Iterator[str | None]:
+    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bindirs:
+        yield None
+        return
+    bindir = Path(bindirs[-1])
+    datadir = workdir / "pgdata"
+    # initdb refuses to run as root; run the server as the postgres user then.
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(workdir, "postgres")
+    port = "55432"
+    subprocess.run([*as_user, bindir / "initdb", "-D", datadir, "-U", "postgres", "-A", "trust"],
+                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, bindir / "pg_ctl", "-D", datadir, "-w", "-l", workdir / "pg.log",
+         "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
+        check=True, capture_output=True,
+    )
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, bindir / "pg_ctl", "-D", datadir, "-m", "fast", "stop"],
+                       check=False, capture_output=True)
+
+
+def migrate(database_url: str) -> None:
+    """Create DBOS's system tables the way a deployment does: with `dbos migrate`."""
+    dbos_cli = Path(sys.executable).parent / "dbos"
+    subprocess.run(
+        [dbos_cli, "migrate", "-s", database_url],
+        check=True, capture_output=True, timeout=120,
+    )
+
+
+def count_workflows(database_url: str) -> int:
+    url = sa.make_url(database_url)
+    table = "workflow_status" if url.get_backend_name() == "sqlite" else "dbos.workflow_status"
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one())
+    finally:
+        engine.dispose()

@@ -1,0 +1,55 @@
+"""Settings come from the environment; bad values are named, secrets never echoed."""
+
+import pytest
+
+from services import contract
+from services.api.settings import ApiSettings
+from services.worker.settings import WorkerSettings
+
+SECRET_URL = "postgresql://app:s3cret-pw@db:5432/dbos"
+
+
+def test_worker_defaults() -> None:
+    settings = WorkerSettings.from_env({})
+    assert settings.database_url == contract.DEFAULT_DATABASE_URL
+    assert settings.application_version == contract.APP_VERSION
+    assert settings.executor_id not in ("", "local")
+    assert settings.worker_concurrency >= 1
+
+
+def test_worker_reads_dbos_variables() -> None:
+    settings = WorkerSettings.from_env(
+        {"DBOS_SYSTEM_DATABASE_URL": SECRET_URL, "DBOS__VMID": "pod-7", "DBOS__APPVERSION": "2"}
+    )
+    assert (settings.database_url, settings.executor_id, settings.application_version) == (
+        SECRET_URL,
+        "pod-7",
+        "2",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("WORKER_CONCURRENCY", "0"),
+        ("WORKER_CONCURRENCY", "many"),
+        ("WORKER_POLLING_INTERVAL_SECONDS", "0"),
+        ("WORKER_DRAIN_TIMEOUT_SECONDS", "-1"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_worker_rejects_bad_values_by_name(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable) as caught:
+        WorkerSettings.from_env({"DBOS_SYSTEM_DATABASE_URL": SECRET_URL, variable: value})
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("API_PORT", "70000"), ("API_DB_POOL_SIZE", "0")])
+def test_api_rejects_bad_values_by_name(variable: str, value: str) -> None:
+    with pytest.raises(ValueError, match=variable) as caught:
+        ApiSettings.from_env({"DBOS_SYSTEM_DATABASE_URL": SECRET_URL, variable: value})
+    assert "s3cret" not in str(caught.value)
+
+
+def test_api_and_worker_pin_the_same_version_by_default() -> None:
+    assert ApiSettings.from_env({}).application_version == WorkerSettings.from_env({}).application_version
