@@ -1,1 +1,1 @@
-"""dbos-queue-worker: an API that enqueues durable DBOS workflows and a worker fleet that runs them."""
+"""dbos-queue-worker: an API that enqueues durable DBOS workflows and workers that run them."""

@@ -1,1 +1,1 @@
-"""The API service: enqueues workflows with DBOSClient, lists them with progress, reports metrics."""
+"""The API service: enqueues workflows with DBOSClient, lists their progress, reports metrics."""

@@ -70,4 +70,3 @@ def create_app(settings: ApiSettings) -> Starlette:
             Exception: handle_unexpected,
         },
     )
-

@@ -37,7 +37,9 @@ def create_engine(settings: ApiSettings) -> sa.Engine:
 
 def _sqlite_engine(url: sa.URL, settings: ApiSettings) -> sa.Engine:
     engine = sa.create_engine(
-        url, pool_size=settings.db_pool_size, max_overflow=0,
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
     )
 

@@ -14,7 +14,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _PROBLEM}},
+    }
 
 
 _ID_PARAM = {"name": "workflow_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -171,19 +174,45 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            "/workflows/{workflow_id}/cancel": _workflow_action("Cancel a workflow", "cancelWorkflow"),
+            "/workflows/{workflow_id}/cancel": _workflow_action(
+                "Cancel a workflow", "cancelWorkflow"
+            ),
             "/workflows/{workflow_id}/resume": _workflow_action(
                 "Resume a cancelled workflow on its queue", "resumeWorkflow"
             ),
-            "/healthz": {"get": {"summary": "Process is alive", "operationId": "healthz",
-                                 "responses": {"200": status_doc}}},
-            "/readyz": {"get": {"summary": "Database reachable", "operationId": "readyz",
-                                "responses": {"200": status_doc, "503": status_doc}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics",
-                                 "responses": {"200": {"description": "Prometheus text format",
-                                                       "content": {"text/plain": {}}}}}},
-            "/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                      "responses": {"200": status_doc}}},
+            "/healthz": {
+                "get": {
+                    "summary": "Process is alive",
+                    "operationId": "healthz",
+                    "responses": {"200": status_doc},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Database reachable",
+                    "operationId": "readyz",
+                    "responses": {"200": status_doc, "503": status_doc},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": status_doc},
+                }
+            },
         },
         "components": {
             "schemas": {

@@ -1,6 +1,7 @@
 """Errors as RFC 9457 `application/problem+json` responses."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -22,7 +23,7 @@ class Problem(Exception):
         detail: str,
         *,
         errors: list[dict[str, str]] | None = None,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -57,7 +58,9 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     titles = {404: "Not Found", 405: "Method Not Allowed"}
     title = titles.get(exc.status_code, "HTTP Error")
     detail = f"{request.method} {request.url.path}: {exc.detail}"
-    return problem_response(Problem(exc.status_code, title, detail, headers=exc.headers), request.url.path)
+    return problem_response(
+        Problem(exc.status_code, title, detail, headers=exc.headers), request.url.path
+    )
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:

@@ -81,7 +81,9 @@ def _parse_enqueue_request(body: bytes) -> schemas.EnqueueRequest:
     except ValidationError as exc:
         syntax = [e["msg"] for e in exc.errors() if e["type"] == "json_invalid"]
         if syntax:
-            raise Problem(400, "Bad Request", f"request body is not valid JSON: {syntax[0]}") from None
+            raise Problem(
+                400, "Bad Request", f"request body is not valid JSON: {syntax[0]}"
+            ) from None
         errors = [
             {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
             for err in exc.errors(include_input=False, include_url=False)

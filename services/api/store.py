@@ -79,7 +79,9 @@ class Store:
         with self._engine.connect() as conn:
             conn.execute(sa.select(workflow_status.c.workflow_uuid).limit(1)).all()
 
-    def list_page(self, limit: int, after: PageKey | None, status: str | None) -> list[WorkflowRecord]:
+    def list_page(
+        self, limit: int, after: PageKey | None, status: str | None
+    ) -> list[WorkflowRecord]:
         """Newest first; `limit` rows after `after`, with progress, in one query."""
         query = _records_query().where(workflow_status.c.name == contract.WORKFLOW_NAME)
         if status is not None:
@@ -98,7 +100,9 @@ class Store:
     def queue_depth(self) -> list[tuple[str, str, int]]:
         """(queue, status, count) for the statuses that make up the queue's load."""
         with self._engine.connect() as conn:
-            return [(r.queue_name, r.status, r.workflows) for r in conn.execute(queue_depth_query())]
+            return [
+                (r.queue_name, r.status, r.workflows) for r in conn.execute(queue_depth_query())
+            ]
 
     def get(self, workflow_id: str) -> WorkflowRecord | None:
         query = _records_query().where(workflow_status.c.workflow_uuid == workflow_id)
@@ -123,8 +127,9 @@ def _records_query() -> sa.Select[Any]:
         workflow_events.c.value.label("progress"),
         workflow_events.c.serialization.label("progress_serialization"),
     ).select_from(
-        ws.outerjoin(workflow_input, workflow_input.c.workflow_uuid == ws.c.workflow_uuid)
-        .outerjoin(
+        ws.outerjoin(
+            workflow_input, workflow_input.c.workflow_uuid == ws.c.workflow_uuid
+        ).outerjoin(
             workflow_events,
             sa.and_(
                 workflow_events.c.workflow_uuid == ws.c.workflow_uuid,

@@ -1,6 +1,6 @@
 """What the API does with workflows, over the DBOSClient (writes) and the Store (reads)."""
 
-from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
+from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowSerializationFormat
 from dbos import error as dbos_error
 
 from services import contract
@@ -40,7 +40,9 @@ class Workflows:
             options["workflow_id"] = workflow_id
             options["workflow_id_reuse_policy"] = "reject"
         try:
-            handle = self._client.enqueue(options, *request.workflow_args())
+            handle: WorkflowHandle[contract.Progress] = self._client.enqueue(
+                options, *request.workflow_args()
+            )
         except dbos_error.DBOSWorkflowIDInUseError:
             assert workflow_id is not None
             existing = self._store.get(workflow_id)
@@ -57,7 +59,9 @@ class Workflows:
             raise WorkflowNotFound(workflow_id)
         return record
 
-    def list_page(self, limit: int, after: PageKey | None, status: str | None) -> list[WorkflowRecord]:
+    def list_page(
+        self, limit: int, after: PageKey | None, status: str | None
+    ) -> list[WorkflowRecord]:
         return self._store.list_page(limit, after, status)
 
     def cancel(self, workflow_id: str) -> WorkflowRecord:

@@ -1,4 +1,4 @@
-"""Every kind of bad input gets a 4xx problem document that says what is wrong, and enqueues nothing."""
+"""Bad input of every kind gets a 4xx problem saying what is wrong, and enqueues nothing."""
 
 from typing import Any
 

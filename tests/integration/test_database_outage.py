@@ -36,7 +36,9 @@ def api_without_database(workdir: Path) -> Iterator[Api]:
         ("GET", "/readyz"),
     ],
 )
-def test_database_calls_fail_fast_with_503(api_without_database: Api, method: str, path: str) -> None:
+def test_database_calls_fail_fast_with_503(
+    api_without_database: Api, method: str, path: str
+) -> None:
     started = time.monotonic()
     response = api_without_database.http.request(method, path)
     elapsed = time.monotonic() - started

@@ -98,18 +98,35 @@ def _throwaway_server(workdir: Path) -> Iterator[str | None]:
     if as_user:
         shutil.chown(workdir, "postgres")
     port = "55432"
-    subprocess.run([*as_user, bindir / "initdb", "-D", datadir, "-U", "postgres", "-A", "trust"],
-                   check=True, capture_output=True)
     subprocess.run(
-        [*as_user, bindir / "pg_ctl", "-D", datadir, "-w", "-l", workdir / "pg.log",
-         "-o", f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1", "start"],
-        check=True, capture_output=True,
+        [*as_user, bindir / "initdb", "-D", datadir, "-U", "postgres", "-A", "trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_user,
+            bindir / "pg_ctl",
+            "-D",
+            datadir,
+            "-w",
+            "-l",
+            workdir / "pg.log",
+            "-o",
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
     )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_user, bindir / "pg_ctl", "-D", datadir, "-m", "fast", "stop"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            [*as_user, bindir / "pg_ctl", "-D", datadir, "-m", "fast", "stop"],
+            check=False,
+            capture_output=True,
+        )
 
 
 def migrate(database_url: str) -> None:
@@ -117,7 +134,9 @@ def migrate(database_url: str) -> None:
     dbos_cli = Path(sys.executable).parent / "dbos"
     subprocess.run(
         [dbos_cli, "migrate", "-s", database_url],
-        check=True, capture_output=True, timeout=120,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
 

@@ -25,14 +25,20 @@ def free_port() -> int:
 class ServiceProcess:
     """`python -m <module>` with the given environment; stopped (and reaped) by `stop()`."""
 
-    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, module: str, env: dict[str, str], log_path: Path, unset: tuple[str, ...] = ()
+    ) -> None:
         self.module = module
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=log_path.parent,
-            env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+            env={
+                **{k: v for k, v in os.environ.items() if k not in unset},
+                "PYTHONPATH": str(REPO_ROOT),
+                **env,
+            },
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -111,8 +117,12 @@ class Api:
 
     def wait_ready(self, timeout: float = 60) -> None:
         self.wait_listening(timeout)
-        wait_for(lambda: self.http.get("/readyz").status_code == 200, timeout=timeout,
-                 interval=0.1, what="API /readyz")
+        wait_for(
+            lambda: self.http.get("/readyz").status_code == 200,
+            timeout=timeout,
+            interval=0.1,
+            what="API /readyz",
+        )
 
     def stop(self) -> None:
         self.http.close()

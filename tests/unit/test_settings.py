@@ -52,4 +52,7 @@ def test_api_rejects_bad_values_by_name(variable: str, value: str) -> None:
 
 
 def test_api_and_worker_pin_the_same_version_by_default() -> None:
-    assert ApiSettings.from_env({}).application_version == WorkerSettings.from_env({}).application_version
+    assert (
+        ApiSettings.from_env({}).application_version
+        == WorkerSettings.from_env({}).application_version
+    )

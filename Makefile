@@ -1,0 +1,49 @@
+.DEFAULT_GOAL := help
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PIP_VERSION := 26.3
+
+.PHONY: help  ## list the targets
+help:
+	@grep -E '^\.PHONY: [a-z-]+ +## ' $(MAKEFILE_LIST) | sed -E 's/^\.PHONY: ([a-z-]+) +## /  make \1\t/'
+
+$(VENV)/installed.stamp: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip==$(PIP_VERSION)
+	$(PYTHON) -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	touch $@
+
+.PHONY: install  ## create .venv (if missing) and install the project with its test tools
+install: $(VENV)/installed.stamp
+
+.PHONY: run  ## run the worker and the API on the embedded SQLite database (Ctrl-C stops both)
+run: install
+	$(PYTHON) -m services
+
+.PHONY: run-api  ## run only the API (python -m services.api)
+run-api: install
+	$(PYTHON) -m services.api
+
+.PHONY: run-worker  ## run only the worker (python -m services.worker)
+run-worker: install
+	$(PYTHON) -m services.worker
+
+.PHONY: test  ## run the whole test suite, on SQLite and on PostgreSQL
+test: install
+	$(PYTHON) -m pytest
+
+.PHONY: lint  ## ruff (lint and format check) and mypy --strict
+lint: install
+	$(VENV)/bin/ruff check services tests
+	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/mypy
+
+.PHONY: format  ## rewrite code in the house format
+format: install
+	$(VENV)/bin/ruff format services tests
+	$(VENV)/bin/ruff check --fix services tests
+
+.PHONY: lock  ## re-pin constraints.txt to what .venv has installed
+lock: install
+	$(PYTHON) -m pip freeze --exclude-editable --local > constraints.txt.new
+	mv constraints.txt.new constraints.txt
