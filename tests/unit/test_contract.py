@@ -39,3 +39,16 @@ def test_api_never_launches_dbos() -> None:
     # DBOS.launch() in the API would register its version as latest and starve the workers.
     for path in (SERVICES / "api").rglob("*.py"):
         assert "launch(" not in path.read_text(), path
+
+
+def test_openapi_documents_every_route_and_method() -> None:
+    from services.api.openapi import openapi_document
+    from services.api.routes import routes
+
+    documented = {
+        (path, method.upper())
+        for path, operations in openapi_document()["paths"].items()
+        for method in operations
+    }
+    served = {(r.path, m) for r in routes for m in set(r.methods or ()) - {"HEAD"}}
+    assert documented == served
