@@ -21,6 +21,14 @@ ENV_DATABASE_URL: Final = "DBOS_SYSTEM_DATABASE_URL"
 ENV_APP_VERSION: Final = "DBOS__APPVERSION"
 DEFAULT_DATABASE_URL: Final = "sqlite:///dbos_queue_worker.sqlite"
 
+# The fleet's liveness table: each worker heartbeats into it, the reaper and the API read it.
+# Schema FLEET_SCHEMA on PostgreSQL (beside DBOS's "dbos"); the main schema on SQLite.
+FLEET_SCHEMA: Final = "queue_worker"
+HEARTBEATS_TABLE: Final = "worker_heartbeats"
+# A worker silent for longer than this is dead: its PENDING work goes back on the queue.
+ENV_EXECUTOR_GRACE_SECONDS: Final = "EXECUTOR_GRACE_SECONDS"
+DEFAULT_EXECUTOR_GRACE_SECONDS: Final = 30.0
+
 # Workflow arguments, enforced by the API before anything reaches the database.
 DEFAULT_NUM_STEPS: Final = 10
 MAX_NUM_STEPS: Final = 1000

@@ -9,7 +9,8 @@ from types import FrameType
 from dbos import DBOS, DBOSConfig
 
 from services import contract
-from services.worker import workflows  # noqa: F401  (registers the workflow before launch)
+from services.worker import fleet, workflows  # noqa: F401  (workflows: registers before launch)
+from services.worker.maintenance import Maintenance
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,13 @@ class StopSignal:
 def run(settings: WorkerSettings) -> None:
     stop = StopSignal()
     stop.install()
+    engine = fleet.create_engine(settings.database_url)
+    store = fleet.FleetStore(engine)
+    maintenance = Maintenance(store, settings)
     DBOS(config=dbos_config(settings))
-    DBOS.launch()
+    DBOS.launch()  # creates or migrates DBOS's schema, then recovers this executor's own work
+    maintenance.register()
+    maintenance.start()
     # Always bounded: without worker_concurrency one worker claims the whole queue in one poll.
     DBOS.register_queue(
         contract.QUEUE_NAME,
@@ -63,8 +69,24 @@ def run(settings: WorkerSettings) -> None:
         settings.worker_concurrency,
     )
     stop.event.wait()
-    # destroy() stops dequeuing at once, then waits for in-flight workflows up to the timeout.
-    # Whatever is still running after that stays PENDING under this executor id.
+    drain(settings, maintenance, store)
+    engine.dispose()
+
+
+def drain(settings: WorkerSettings, maintenance: Maintenance, store: fleet.FleetStore) -> None:
+    """Stop taking work, let running workflows finish, then leave the fleet.
+
+    DBOS.destroy() stops dequeuing at once and waits up to the drain timeout for in-flight
+    workflows; heartbeats go on meanwhile so nobody takes that work away. What is still running
+    afterwards stays PENDING under this executor id; marking the executor stopped lets the other
+    workers' reaper put it back on the queue at once instead of after the grace period.
+    Kubernetes must allow more than the drain timeout (terminationGracePeriodSeconds).
+    """
     logger.info("worker.draining timeout_seconds=%d", settings.drain_timeout_seconds)
     DBOS.destroy(workflow_completion_timeout_sec=settings.drain_timeout_seconds)
+    maintenance.stop()
+    try:
+        store.mark_stopped(settings.executor_id)
+    except Exception as exc:
+        logger.warning("worker.mark_stopped_failed error=%s", type(exc).__name__)
     logger.info("worker.stopped executor_id=%s", settings.executor_id)

@@ -2,11 +2,17 @@
 
 import os
 import socket
+import uuid
 from collections.abc import Mapping
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from services import contract
+
+
+def _local_executor_id() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
 
 
 class WorkerSettings(BaseModel):
@@ -17,9 +23,10 @@ class WorkerSettings(BaseModel):
     database_url: str = Field(
         contract.DEFAULT_DATABASE_URL, alias=contract.ENV_DATABASE_URL, min_length=1
     )
-    # The pod name in Kubernetes. Never DBOS's shared default "local": a new process with the
-    # same id would "recover" (re-run) the in-flight work of a live one.
-    executor_id: str = Field(default_factory=socket.gethostname, alias="DBOS__VMID", min_length=1)
+    # The pod name in Kubernetes; locally the host name plus a random suffix, so two workers on
+    # one host differ. Never DBOS's shared default "local": a new process with the same id would
+    # "recover" (re-run) the in-flight work of a live one.
+    executor_id: str = Field(default_factory=_local_executor_id, alias="DBOS__VMID", min_length=1)
     application_version: str = Field(
         contract.APP_VERSION, alias=contract.ENV_APP_VERSION, min_length=1
     )
@@ -29,7 +36,32 @@ class WorkerSettings(BaseModel):
     )
     drain_timeout_seconds: int = Field(20, alias="WORKER_DRAIN_TIMEOUT_SECONDS", ge=0, le=3600)
     db_pool_size: int = Field(10, alias="WORKER_DB_POOL_SIZE", ge=1, le=200)
+    heartbeat_interval_seconds: float = Field(
+        5.0, alias="HEARTBEAT_INTERVAL_SECONDS", ge=0.1, le=300
+    )
+    executor_grace_seconds: float = Field(
+        contract.DEFAULT_EXECUTOR_GRACE_SECONDS,
+        alias=contract.ENV_EXECUTOR_GRACE_SECONDS,
+        ge=0.5,
+        le=3600,
+    )
+    reaper_interval_seconds: float = Field(10.0, alias="REAPER_INTERVAL_SECONDS", ge=0.1, le=3600)
+    # Finished workflows older than this are deleted; 0 keeps them forever.
+    retention_seconds: float = Field(7 * 86400, alias="RETENTION_SECONDS", ge=0)
+    retention_interval_seconds: float = Field(
+        300.0, alias="RETENTION_INTERVAL_SECONDS", ge=0.1, le=86400
+    )
+    retention_batch_size: int = Field(1000, alias="RETENTION_BATCH_SIZE", ge=1, le=100_000)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @model_validator(mode="after")
+    def _grace_outlasts_heartbeats(self) -> Self:
+        if self.executor_grace_seconds < 2 * self.heartbeat_interval_seconds:
+            raise ValueError(
+                f"{contract.ENV_EXECUTOR_GRACE_SECONDS} must be at least twice "
+                "HEARTBEAT_INTERVAL_SECONDS, or one late heartbeat makes a live worker look dead"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "WorkerSettings":

@@ -130,10 +130,11 @@ def _throwaway_server(workdir: Path) -> Iterator[str | None]:
 
 
 def migrate(database_url: str) -> None:
-    """Create DBOS's system tables the way a deployment does: with `dbos migrate`."""
-    dbos_cli = Path(sys.executable).parent / "dbos"
+    """Prepare the database the way a deployment does: `python -m services.worker migrate`."""
     subprocess.run(
-        [dbos_cli, "migrate", "-s", database_url],
+        [sys.executable, "-m", "services.worker", "migrate"],
+        env={**os.environ, "DBOS_SYSTEM_DATABASE_URL": database_url},
+        cwd=Path(__file__).resolve().parents[2],
         check=True,
         capture_output=True,
         timeout=120,
