@@ -17,8 +17,8 @@ NewDatabase = Callable[[str], str]
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer | None]:
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as server:
+def postgres() -> Iterator[PostgresServer | None]:
+    with postgres_server() as server:
         yield server
 
 

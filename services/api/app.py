@@ -10,7 +10,8 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
-from services.api import database
+from services.api import database, tables
+from services.api.fleet import Fleet
 from services.api.metrics import create_registry
 from services.api.problems import (
     Problem,
@@ -25,12 +26,11 @@ from services.api.workflows import Workflows
 
 logger = logging.getLogger(__name__)
 
-DBOS_SCHEMA = "dbos"
-
 
 class State(TypedDict):
     settings: ApiSettings
     store: Store
+    fleet: Fleet
     workflows: Workflows
     registry: CollectorRegistry
 
@@ -39,23 +39,24 @@ def create_app(settings: ApiSettings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         engine = database.create_engine(settings)
-        schema = DBOS_SCHEMA if engine.dialect.name == "postgresql" else None
         # lazy: the API starts (and /healthz answers) while the database is still down.
         # retry_connection_errors=False: a request fails fast instead of blocking on retries.
         client = DBOSClient(
             system_database_engine=engine,
-            dbos_system_schema=DBOS_SCHEMA,
+            dbos_system_schema=tables.DBOS_SCHEMA,
             lazy=True,
             retry_connection_errors=False,
         )
-        store = Store(engine, schema)
+        store, fleet = Store(engine), Fleet(engine)
+        grace_ms = int(settings.executor_grace_seconds * 1000)
         logger.info("api.started database=%s", engine.dialect.name)
         try:
             yield {
                 "settings": settings,
                 "store": store,
+                "fleet": fleet,
                 "workflows": Workflows(client, store, settings.application_version),
-                "registry": create_registry(store),
+                "registry": create_registry(fleet, grace_ms),
             }
         finally:
             client.destroy()

@@ -180,6 +180,13 @@ def openapi_document() -> dict[str, Any]:
             "/workflows/{workflow_id}/resume": _workflow_action(
                 "Resume a cancelled workflow on its queue", "resumeWorkflow"
             ),
+            "/executors": {
+                "get": {
+                    "summary": "Workers, their liveness, and work no live worker will run",
+                    "operationId": "listExecutors",
+                    "responses": {"200": status_doc, "503": _UNAVAILABLE},
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "Process is alive",

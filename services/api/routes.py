@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from services.api import schemas
 from services.api.database import is_unavailable
+from services.api.fleet import Fleet
 from services.api.openapi import openapi_document
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
@@ -148,6 +149,14 @@ async def resume_workflow(request: Request) -> Response:
     return JSONResponse(schemas.workflow_json(record), status_code=202)
 
 
+async def list_executors(request: Request) -> Response:
+    fleet: Fleet = request.state.fleet
+    settings: ApiSettings = request.state.settings
+    grace_ms = int(settings.executor_grace_seconds * 1000)
+    snapshot = await _db(fleet.snapshot, grace_ms)
+    return JSONResponse(schemas.fleet_json(snapshot, settings.executor_grace_seconds))
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -185,6 +194,7 @@ routes = [
     Route("/workflows/{workflow_id}", get_workflow, methods=["GET"], name="get_workflow"),
     Route("/workflows/{workflow_id}/cancel", cancel_workflow, methods=["POST"]),
     Route("/workflows/{workflow_id}/resume", resume_workflow, methods=["POST"]),
+    Route("/executors", list_executors, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -10,6 +10,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from services import contract
+from services.api.fleet import FleetSnapshot
 from services.api.store import PageKey, WorkflowRecord
 
 MAX_BODY_BYTES: Final = 16 * 1024
@@ -115,6 +116,28 @@ def workflow_json(record: WorkflowRecord) -> dict[str, Any]:
         "num_steps": record.num_steps,
         "executor_id": record.executor_id,
         "application_version": record.application_version,
+    }
+
+
+def fleet_json(snapshot: FleetSnapshot, grace_seconds: float) -> dict[str, Any]:
+    return {
+        "grace_seconds": grace_seconds,
+        "executors": [
+            {
+                "executor_id": e.executor_id,
+                "application_version": e.application_version,
+                "hostname": e.hostname,
+                "alive": e.alive,
+                "started_at": _iso(e.started_at_ms),
+                "last_heartbeat_at": _iso(e.heartbeat_at_ms),
+                "stopped_at": None if e.stopped_at_ms is None else _iso(e.stopped_at_ms),
+            }
+            for e in snapshot.executors
+        ],
+        "orphaned_workflows": [{"queue": q, "workflows": n} for q, n in snapshot.orphaned],
+        "stranded_workflows": [
+            {"queue": q, "application_version": v, "workflows": n} for q, v, n in snapshot.stranded
+        ],
     }
 
 

@@ -30,6 +30,13 @@ class ApiSettings(BaseModel):
     db_statement_timeout_seconds: float = Field(
         10.0, alias="API_DB_STATEMENT_TIMEOUT_SECONDS", gt=0, le=600
     )
+    # A worker silent for longer than this counts as dead (same variable the workers read).
+    executor_grace_seconds: float = Field(
+        contract.DEFAULT_EXECUTOR_GRACE_SECONDS,
+        alias=contract.ENV_EXECUTOR_GRACE_SECONDS,
+        ge=0.5,
+        le=3600,
+    )
     readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -1,4 +1,4 @@
-"""All of the API's own SQL: reads on the documented DBOS system tables, one round trip each."""
+"""The API's reads of workflows on the documented DBOS system tables, one round trip each."""
 
 import json
 from dataclasses import dataclass
@@ -7,43 +7,17 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from services import contract
+from services.api.tables import (
+    heartbeats,
+    with_schemas,
+    workflow_events,
+    workflow_input,
+    workflow_status,
+)
 
 PORTABLE_JSON = "portable_json"
 
 T = TypeVar("T")
-
-_metadata = sa.MetaData()
-# The columns this project reads. The tables live in schema "dbos" on Postgres and in the
-# main schema on SQLite; `schema_translate_map` picks one per engine.
-workflow_status = sa.Table(
-    "workflow_status",
-    _metadata,
-    sa.Column("workflow_uuid", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text),
-    sa.Column("name", sa.Text),
-    sa.Column("queue_name", sa.Text),
-    sa.Column("executor_id", sa.Text),
-    sa.Column("application_version", sa.Text),
-    sa.Column("priority", sa.Integer),
-    sa.Column("inputs", sa.Text),
-    sa.Column("serialization", sa.Text),
-    sa.Column("created_at", sa.BigInteger),
-    sa.Column("updated_at", sa.BigInteger),
-)
-workflow_input = sa.Table(
-    "workflow_input",
-    _metadata,
-    sa.Column("workflow_uuid", sa.Text, primary_key=True),
-    sa.Column("inputs", sa.Text),
-)
-workflow_events = sa.Table(
-    "workflow_events",
-    _metadata,
-    sa.Column("workflow_uuid", sa.Text, primary_key=True),
-    sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("value", sa.Text),
-    sa.Column("serialization", sa.Text),
-)
 
 
 @dataclass(frozen=True)
@@ -71,13 +45,14 @@ class PageKey:
 
 
 class Store:
-    def __init__(self, engine: sa.Engine, schema: str | None) -> None:
-        self._engine = engine.execution_options(schema_translate_map={None: schema})
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = with_schemas(engine)
 
     def ping(self) -> None:
-        """Raise unless the database answers and the DBOS schema exists."""
+        """Raise unless the database answers and both schemas (DBOS's, the fleet's) exist."""
         with self._engine.connect() as conn:
             conn.execute(sa.select(workflow_status.c.workflow_uuid).limit(1)).all()
+            conn.execute(sa.select(heartbeats.c.executor_id).limit(1)).all()
 
     def list_page(
         self, limit: int, after: PageKey | None, status: str | None
@@ -96,13 +71,6 @@ class Store:
         ).limit(limit)
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
-
-    def queue_depth(self) -> list[tuple[str, str, int]]:
-        """(queue, status, count) for the statuses that make up the queue's load."""
-        with self._engine.connect() as conn:
-            return [
-                (r.queue_name, r.status, r.workflows) for r in conn.execute(queue_depth_query())
-            ]
 
     def get(self, workflow_id: str) -> WorkflowRecord | None:
         query = _records_query().where(workflow_status.c.workflow_uuid == workflow_id)
@@ -183,16 +151,3 @@ def _num_steps_from_inputs(inputs: Any) -> int | None:
 
 def _int_or(value: Any, default: T) -> int | T:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
-
-
-QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
-
-
-def queue_depth_query() -> sa.Select[Any]:
-    # Served by DBOS's partial index on in-flight rows: cost follows the queue, not the history.
-    ws = workflow_status
-    return (
-        sa.select(ws.c.queue_name, ws.c.status, sa.func.count().label("workflows"))
-        .where(ws.c.status.in_(QUEUED_STATUSES), ws.c.queue_name.is_not(None))
-        .group_by(ws.c.queue_name, ws.c.status)
-    )

@@ -45,6 +45,8 @@ _payload_tables = [
 ]
 FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
+FORGET_EXECUTORS_AFTER_MS = 24 * 3600 * 1000
+
 # Keys of PostgreSQL advisory locks: one process at a time does each job.
 _SCHEMA_LOCK = 0x7177_0001
 _MAINTENANCE_LOCK = 0x7177_0002
@@ -142,11 +144,22 @@ class FleetStore:
         with self._engine.begin() as conn:
             if not self._try_lock(conn, _MAINTENANCE_LOCK):
                 return None
-            return conn.execute(
+            recovered = conn.execute(
                 sa.update(ws)
                 .where(ws.c.status == "PENDING", ws.c.queue_name == queue_name, dead_owner)
                 .values(status="ENQUEUED", owner_xid=None, started_at_epoch_ms=None, updated_at=now)
             ).rowcount
+            # Forget executors long gone (under an autoscaler every pod is a new one).
+            conn.execute(
+                sa.delete(heartbeats).where(
+                    sa.func.coalesce(heartbeats.c.stopped_at, heartbeats.c.heartbeat_at)
+                    < now - FORGET_EXECUTORS_AFTER_MS,
+                    heartbeats.c.executor_id.not_in(
+                        sa.select(ws.c.executor_id).where(ws.c.status == "PENDING")
+                    ),
+                )
+            )
+            return recovered
 
     def delete_finished(self, queue_name: str, older_than_ms: int, batch_size: int) -> int | None:
         """Delete one batch of finished workflows older than the age, with everything they own."""

@@ -95,6 +95,7 @@ class Maintenance:
         if healthy_since is None or time.monotonic() - healthy_since < grace:
             return False
         recovered = self._store.recover_orphans(contract.QUEUE_NAME, int(grace * 1000))
+        logger.debug("fleet.recovery_ran recovered=%s", recovered)
         if recovered:
             logger.warning("fleet.recovered_orphans workflows=%d", recovered)
         return False

@@ -35,5 +35,11 @@ def workflow(
 
 @DBOS.step()
 def step(index: int, step_seconds: float) -> None:
-    time.sleep(step_seconds)
+    perform_step(index, step_seconds)
     logger.debug("step.completed workflow_id=%s index=%d", DBOS.workflow_id, index)
+
+
+def perform_step(index: int, step_seconds: float) -> None:
+    """The step's work: here it only takes time. Steps run at least once, so work done here
+    must be safe to repeat (a worker that dies mid-step has it run again elsewhere)."""
+    time.sleep(step_seconds)

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,7 +63,7 @@ def _reachable(url: str) -> bool:
 
 
 @contextmanager
-def postgres_server(workdir: Path) -> Iterator[PostgresServer | None]:
+def postgres_server() -> Iterator[PostgresServer | None]:
     """The server to test against, or None when there is none and none can be started."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url is None and _reachable(LOCAL_SERVER_URL):
@@ -74,7 +75,7 @@ def postgres_server(workdir: Path) -> Iterator[PostgresServer | None]:
         finally:
             server.close()
         return
-    with _throwaway_server(workdir) as started_url:
+    with _throwaway_server() as started_url:
         if started_url is None:
             yield None
             return
@@ -85,48 +86,68 @@ def postgres_server(workdir: Path) -> Iterator[PostgresServer | None]:
             server.close()
 
 
-@contextmanager
-def _throwaway_server(workdir: Path) -> Iterator[str | None]:
-    bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    if not bindirs:
-        yield None
-        return
-    bindir = Path(bindirs[-1])
-    datadir = workdir / "pgdata"
-    # initdb refuses to run as root; run the server as the postgres user then.
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(workdir, "postgres")
-    port = "55432"
-    subprocess.run(
-        [*as_user, bindir / "initdb", "-D", datadir, "-U", "postgres", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            *as_user,
-            bindir / "pg_ctl",
+class ThrowawayPostgres:
+    """A PostgreSQL server of the test's own, from the local binaries, that can be stopped."""
+
+    def __init__(self, port: int) -> None:
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not bindirs:
+            raise FileNotFoundError("no PostgreSQL binaries under /usr/lib/postgresql")
+        self._bin = Path(bindirs[-1])
+        # Its own directory under /tmp: pytest's are private to the user running the tests.
+        workdir = Path(tempfile.mkdtemp(prefix="dbosqw-pg-"))
+        self._workdir = workdir
+        self._datadir = workdir / "pgdata"
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self._port = port
+        # initdb refuses to run as root; run the server as the postgres user then.
+        self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as_user:
+            shutil.chown(workdir, "postgres")
+        self._run("initdb", "-D", self._datadir, "-U", "postgres", "-A", "trust")
+
+    def _run(self, tool: str, *args: str | Path) -> None:
+        subprocess.run([*self._as_user, self._bin / tool, *args], check=True, capture_output=True)
+
+    def start(self) -> None:
+        options = f"-p {self._port} -k {self._workdir} -c listen_addresses=127.0.0.1"
+        self._run(
+            "pg_ctl",
             "-D",
-            datadir,
+            self._datadir,
             "-w",
             "-l",
-            workdir / "pg.log",
+            self._workdir / "pg.log",
             "-o",
-            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1",
+            options,
             "start",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, bindir / "pg_ctl", "-D", datadir, "-m", "fast", "stop"],
-            check=False,
-            capture_output=True,
         )
+
+    def stop(self) -> None:
+        """Fast shutdown: open connections are cut, as in a crash or failover."""
+        self._run("pg_ctl", "-D", self._datadir, "-w", "-m", "fast", "stop")
+
+    def remove(self) -> None:
+        subprocess.run(
+            [*self._as_user, self._bin / "pg_ctl", "-D", self._datadir, "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+@contextmanager
+def _throwaway_server() -> Iterator[str | None]:
+    try:
+        server = ThrowawayPostgres(55432)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.remove()
 
 
 def migrate(database_url: str) -> None:

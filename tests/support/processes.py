@@ -69,10 +69,19 @@ class ServiceProcess:
         return self.process.returncode
 
 
-def start_worker(database_url: str, workdir: Path, **env: str) -> ServiceProcess:
+class WorkerProcess(ServiceProcess):
+    def __init__(self, executor_id: str, module: str, env: dict[str, str], log_path: Path) -> None:
+        super().__init__(module, env, log_path)
+        self.executor_id = executor_id
+
+
+def start_worker(
+    database_url: str, workdir: Path, module: str = "services.worker", **env: str
+) -> WorkerProcess:
     executor_id = env.pop("DBOS__VMID", f"test-worker-{uuid.uuid4().hex[:8]}")
-    return ServiceProcess(
-        "services.worker",
+    return WorkerProcess(
+        executor_id,
+        module,
         {
             "DBOS_SYSTEM_DATABASE_URL": database_url,
             "DBOS__VMID": executor_id,

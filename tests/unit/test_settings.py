@@ -56,3 +56,17 @@ def test_api_and_worker_pin_the_same_version_by_default() -> None:
         ApiSettings.from_env({}).application_version
         == WorkerSettings.from_env({}).application_version
     )
+
+
+def test_workers_on_one_host_get_distinct_executor_ids() -> None:
+    first, second = WorkerSettings.from_env({}), WorkerSettings.from_env({})
+    assert first.executor_id != second.executor_id
+
+
+def test_grace_period_must_outlast_two_heartbeats() -> None:
+    with pytest.raises(ValueError, match="EXECUTOR_GRACE_SECONDS"):
+        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "6"})
+    settings = WorkerSettings.from_env(
+        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "10"}
+    )
+    assert settings.executor_grace_seconds == 10

@@ -1,0 +1,105 @@
+"""Reads about queues and the workers serving them: depth, live executors, stuck work."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.api.tables import heartbeats, now_ms, with_schemas, workflow_status
+
+QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
+
+
+@dataclass(frozen=True)
+class Executor:
+    executor_id: str
+    application_version: str
+    hostname: str
+    started_at_ms: int
+    heartbeat_at_ms: int
+    stopped_at_ms: int | None
+    alive: bool
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    # (queue, status, workflows) for ENQUEUED, PENDING and DELAYED.
+    depth: list[tuple[str, str, int]]
+    executors: list[Executor]
+    # (queue, workflows): PENDING on executors that are not alive.
+    orphaned: list[tuple[str, int]]
+    # (queue, application_version, workflows): ENQUEUED for a version no live executor runs.
+    stranded: list[tuple[str, str, int]]
+
+
+class Fleet:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = with_schemas(engine)
+
+    def snapshot(self, grace_ms: int, max_executors: int = 500) -> FleetSnapshot:
+        """Everything above in one connection; each query is served by the in-flight index."""
+        now = now_ms(self._engine)
+        hb = heartbeats
+        is_alive = sa.and_(hb.c.stopped_at.is_(None), hb.c.heartbeat_at >= now - grace_ms)
+        with self._engine.connect() as conn:
+            depth = [tuple(r) for r in conn.execute(_depth_query())]
+            executors = [
+                Executor(*row)
+                for row in conn.execute(
+                    sa.select(
+                        hb.c.executor_id,
+                        hb.c.application_version,
+                        hb.c.hostname,
+                        hb.c.started_at,
+                        hb.c.heartbeat_at,
+                        hb.c.stopped_at,
+                        is_alive.label("alive"),
+                    )
+                    .order_by(hb.c.heartbeat_at.desc())
+                    .limit(max_executors)
+                )
+            ]
+            live = sa.select(hb.c.executor_id).where(is_alive)
+            live_versions = sa.select(hb.c.application_version).where(is_alive)
+            orphaned = [tuple(r) for r in conn.execute(_orphaned_query(live, now - grace_ms))]
+            stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
+        return FleetSnapshot(depth, executors, orphaned, stranded)
+
+
+def _depth_query() -> sa.Select[Any]:
+    ws = workflow_status
+    return (
+        sa.select(ws.c.queue_name, ws.c.status, sa.func.count())
+        .where(ws.c.status.in_(QUEUED_STATUSES), ws.c.queue_name.is_not(None))
+        .group_by(ws.c.queue_name, ws.c.status)
+    )
+
+
+def _orphaned_query(live: sa.Select[Any], silent_since_ms: sa.ColumnElement[int]) -> sa.Select[Any]:
+    # The same rule the workers' reaper applies: an executor the heartbeat table never saw
+    # counts only once its row has been quiet for the grace period.
+    ws, known = workflow_status, sa.select(heartbeats.c.executor_id)
+    return (
+        sa.select(ws.c.queue_name, sa.func.count())
+        .where(
+            ws.c.status == "PENDING",
+            ws.c.queue_name.is_not(None),
+            ws.c.executor_id.not_in(live),
+            sa.or_(ws.c.executor_id.in_(known), ws.c.updated_at < silent_since_ms),
+        )
+        .group_by(ws.c.queue_name)
+    )
+
+
+def _stranded_query(live_versions: sa.Select[Any]) -> sa.Select[Any]:
+    ws = workflow_status
+    return (
+        sa.select(ws.c.queue_name, ws.c.application_version, sa.func.count())
+        .where(
+            ws.c.status == "ENQUEUED",
+            ws.c.queue_name.is_not(None),
+            ws.c.application_version.is_not(None),
+            ws.c.application_version.not_in(live_versions),
+        )
+        .group_by(ws.c.queue_name, ws.c.application_version)
+    )

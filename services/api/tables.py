@@ -1,0 +1,67 @@
+"""The tables the API reads: DBOS's documented system tables and the fleet's heartbeats."""
+
+import sqlalchemy as sa
+
+from services import contract
+
+DBOS_SCHEMA = "dbos"
+
+_metadata = sa.MetaData()
+# The columns this project reads. DBOS's tables live in schema "dbos" on PostgreSQL and in the
+# main schema on SQLite; `with_schemas` picks one per engine.
+workflow_status = sa.Table(
+    "workflow_status",
+    _metadata,
+    sa.Column("workflow_uuid", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text),
+    sa.Column("name", sa.Text),
+    sa.Column("queue_name", sa.Text),
+    sa.Column("executor_id", sa.Text),
+    sa.Column("application_version", sa.Text),
+    sa.Column("priority", sa.Integer),
+    sa.Column("inputs", sa.Text),
+    sa.Column("serialization", sa.Text),
+    sa.Column("created_at", sa.BigInteger),
+    sa.Column("updated_at", sa.BigInteger),
+)
+workflow_input = sa.Table(
+    "workflow_input",
+    _metadata,
+    sa.Column("workflow_uuid", sa.Text, primary_key=True),
+    sa.Column("inputs", sa.Text),
+)
+workflow_events = sa.Table(
+    "workflow_events",
+    _metadata,
+    sa.Column("workflow_uuid", sa.Text, primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text),
+    sa.Column("serialization", sa.Text),
+)
+heartbeats = sa.Table(
+    contract.HEARTBEATS_TABLE,
+    _metadata,
+    sa.Column("executor_id", sa.Text, primary_key=True),
+    sa.Column("application_version", sa.Text),
+    sa.Column("hostname", sa.Text),
+    sa.Column("started_at", sa.BigInteger),
+    sa.Column("heartbeat_at", sa.BigInteger),
+    sa.Column("stopped_at", sa.BigInteger),
+    schema=contract.FLEET_SCHEMA,
+)
+
+
+def with_schemas(engine: sa.Engine) -> sa.Engine:
+    """The engine, with table schemas mapped for its database (SQLite has only one schema)."""
+    translate: dict[str | None, str | None] = {None: DBOS_SCHEMA}
+    if engine.dialect.name != "postgresql":
+        translate = {None: None, contract.FLEET_SCHEMA: None}
+    return engine.execution_options(schema_translate_map=translate)
+
+
+def now_ms(engine: sa.Engine) -> sa.ColumnElement[int]:
+    """The database's clock in epoch milliseconds (the clock heartbeats are written with)."""
+    if engine.dialect.name == "postgresql":
+        epoch = sa.func.extract("epoch", sa.func.clock_timestamp())
+        return sa.cast(epoch * 1000, sa.BigInteger)
+    return sa.cast((sa.func.julianday("now") - 2440587.5) * 86_400_000, sa.BigInteger)

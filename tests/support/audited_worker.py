@@ -1,0 +1,57 @@
+"""The real worker, with every completed step body recorded in a table of the tests' own.
+
+Run as `python -m tests.support.audited_worker`; STEP_AUDIT_DATABASE_URL names the database.
+Only the step's work is wrapped: DBOS, the workflow, the fleet code are the product's own.
+"""
+
+import os
+import sys
+
+import sqlalchemy as sa
+from dbos import DBOS
+
+from services.worker import workflows
+from services.worker.__main__ import main
+
+AUDIT_TABLE = "step_audit"
+
+
+def _audited(engine: sa.Engine) -> None:
+    work = workflows.perform_step
+
+    def perform_step(index: int, step_seconds: float) -> None:
+        work(index, step_seconds)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {AUDIT_TABLE} (workflow_id, step_index, executor_id) "
+                    "VALUES (:w, :i, :e)"
+                ),
+                {"w": DBOS.workflow_id, "i": index, "e": os.environ["DBOS__VMID"]},
+            )
+
+    workflows.perform_step = perform_step
+
+
+def create_audit_table(database_url: str) -> None:
+    engine = audit_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} "
+                "(workflow_id TEXT NOT NULL, step_index INTEGER NOT NULL, executor_id TEXT)"
+            )
+        )
+    engine.dispose()
+
+
+def audit_engine(database_url: str) -> sa.Engine:
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return sa.create_engine(url, pool_size=2)
+
+
+if __name__ == "__main__":
+    _audited(audit_engine(os.environ["STEP_AUDIT_DATABASE_URL"]))
+    sys.exit(main())
