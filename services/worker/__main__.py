@@ -4,8 +4,9 @@ import argparse
 import logging
 import sys
 
-from dbos import DBOS
+from dbos import DBOS, DBOSClient
 
+from services.contract import APP_NAME
 from services.worker import fleet
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
@@ -24,10 +25,33 @@ def migrate(settings: WorkerSettings, app_role: str | None) -> None:
         engine.dispose()
 
 
+def set_latest_version(settings: WorkerSettings, version: str) -> None:
+    """Make `version` the latest: work enqueued without a version goes to its workers only.
+
+    Needed after a rollback: DBOS's "latest" is the version registered most recently, and
+    re-registering an old one never makes it latest again.
+    """
+    client = DBOSClient(system_database_url=settings.database_url, application_name=APP_NAME)
+    try:
+        known = [v["version_name"] for v in client.list_application_versions()]
+        if version not in known:
+            listed = ", ".join(known) or "none"
+            raise ValueError(f"no worker has run version {version!r}; known versions: {listed}")
+        client.set_latest_application_version(version)
+    finally:
+        client.destroy()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.worker")
-    parser.add_argument("command", nargs="?", choices=["run", "migrate"], default="run")
-    parser.add_argument("--app-role", help="migrate: database role the services run as")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run a worker (the default)")
+    migrate_parser = commands.add_parser("migrate", help="create or upgrade the database schema")
+    migrate_parser.add_argument("--app-role", help="database role the services run as")
+    latest_parser = commands.add_parser(
+        "set-latest-version", help="make a version the latest (after a rollback)"
+    )
+    latest_parser.add_argument("version")
     args = parser.parse_args(argv)
     try:
         settings = WorkerSettings.from_env()
@@ -40,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings, args.app_role)
         logging.getLogger(__name__).info("worker.migrated")
+    elif args.command == "set-latest-version":
+        try:
+            set_latest_version(settings, args.version)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        logging.getLogger(__name__).info("worker.latest_version_set version=%s", args.version)
     else:
         run(settings)
     return 0
