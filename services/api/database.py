@@ -53,14 +53,22 @@ def _sqlite_engine(url: sa.URL, settings: ApiSettings) -> sa.Engine:
     return engine
 
 
+# SQLSTATE classes and codes that mean "not now" rather than "wrong request": connection
+# exceptions (08), read-only or idle-timeout transactions during failover (25006, 25P03),
+# insufficient resources (53), operator intervention such as shutdown or statement timeout (57),
+# and a schema that is not migrated yet (42P01, 3F000).
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_UNAVAILABLE_CODES = ("25006", "25P03", "42P01", "3F000")
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    """True when the error means the database can't be reached or is overloaded right now."""
+    """True when the error means the database can't serve us right now."""
     if isinstance(exc, sa.exc.TimeoutError):  # no pooled connection in time
         return True
     if isinstance(exc, sa.exc.DBAPIError):
         if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
             return True
-        # Postgres: statement timeout (57014) and "cannot connect now" class 57P0x.
         code = getattr(exc.orig, "sqlstate", None)
-        return isinstance(code, str) and code.startswith("57")
+        if isinstance(code, str):
+            return code[:2] in _UNAVAILABLE_CLASSES or code in _UNAVAILABLE_CODES
     return False

@@ -38,10 +38,11 @@ class Fleet:
 
     def snapshot(self, grace_ms: int, max_executors: int = 500) -> FleetSnapshot:
         """Everything above in one connection; each query is served by the in-flight index."""
-        now = now_ms(self._engine)
         hb = heartbeats
-        is_alive = sa.and_(hb.c.stopped_at.is_(None), hb.c.heartbeat_at >= now - grace_ms)
         with self._engine.connect() as conn:
+            # One "now" for every query, so they agree on who is alive.
+            now = sa.literal(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
+            is_alive = sa.and_(hb.c.stopped_at.is_(None), hb.c.heartbeat_at >= now - grace_ms)
             depth = [tuple(r) for r in conn.execute(_depth_query())]
             executors = [
                 Executor(*row)

@@ -34,7 +34,7 @@ class ApiSettings(BaseModel):
     executor_grace_seconds: float = Field(
         contract.DEFAULT_EXECUTOR_GRACE_SECONDS,
         alias=contract.ENV_EXECUTOR_GRACE_SECONDS,
-        ge=0.5,
+        ge=1,
         le=3600,
     )
     readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)

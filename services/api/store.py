@@ -1,6 +1,7 @@
 """The API's reads of workflows on the documented DBOS system tables, one round trip each."""
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from services import contract
 from services.api.tables import (
     heartbeats,
+    now_ms,
     with_schemas,
     workflow_events,
     workflow_input,
@@ -71,6 +73,33 @@ class Store:
         ).limit(limit)
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
+
+    def requeue(self, workflow_id: str, queue_name: str, statuses: Collection[str]) -> bool:
+        """Resume: put the workflow back on its queue, only if its status is one of `statuses`.
+
+        The same row change as DBOSClient.resume_workflow (fresh recovery budget, no owner,
+        deadline or dedup id), made conditional in one statement: checking first and resuming
+        after would let two concurrent resumes re-enqueue a workflow already running again.
+        """
+        ws = workflow_status
+        with self._engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    sa.update(ws)
+                    .where(ws.c.workflow_uuid == workflow_id, ws.c.status.in_(statuses))
+                    .values(
+                        status="ENQUEUED",
+                        queue_name=queue_name,
+                        owner_xid=None,
+                        recovery_attempts=0,
+                        workflow_deadline_epoch_ms=None,
+                        deduplication_id=None,
+                        started_at_epoch_ms=None,
+                        completed_at=None,
+                        updated_at=now_ms(self._engine),
+                    )
+                ).rowcount
+            )
 
     def get(self, workflow_id: str) -> WorkflowRecord | None:
         query = _records_query().where(workflow_status.c.workflow_uuid == workflow_id)

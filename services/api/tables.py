@@ -23,6 +23,12 @@ workflow_status = sa.Table(
     sa.Column("serialization", sa.Text),
     sa.Column("created_at", sa.BigInteger),
     sa.Column("updated_at", sa.BigInteger),
+    sa.Column("completed_at", sa.BigInteger),
+    sa.Column("started_at_epoch_ms", sa.BigInteger),
+    sa.Column("owner_xid", sa.Text),
+    sa.Column("recovery_attempts", sa.BigInteger),
+    sa.Column("workflow_deadline_epoch_ms", sa.BigInteger),
+    sa.Column("deduplication_id", sa.Text),
 )
 workflow_input = sa.Table(
     "workflow_input",

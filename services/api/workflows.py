@@ -72,12 +72,12 @@ class Workflows:
         return self.get(workflow_id)
 
     def resume(self, workflow_id: str) -> WorkflowRecord:
-        record = self.get(workflow_id)
-        if record.status not in RESUMABLE:
+        self.get(workflow_id)  # 404 when unknown
+        # Back on its own queue (DBOS's resume without a queue picks an unlimited one).
+        if not self._store.requeue(workflow_id, contract.QUEUE_NAME, RESUMABLE):
+            record = self.get(workflow_id)
             raise WorkflowConflict(
                 f"only CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows can be resumed; "
                 f"this one is {record.status}"
             )
-        # Back on its own queue: without queue_name DBOS would move it to an unlimited one.
-        self._client.resume_workflow(workflow_id, queue_name=contract.QUEUE_NAME)
         return self.get(workflow_id)

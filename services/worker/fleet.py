@@ -4,6 +4,7 @@ Times are the database's clock in epoch milliseconds, so workers on hosts with s
 still agree on who is alive.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ workflow_status = sa.Table(
     _dbos,
     sa.Column("workflow_uuid", sa.Text, primary_key=True),
     sa.Column("status", sa.Text),
+    sa.Column("name", sa.Text),
     sa.Column("queue_name", sa.Text),
     sa.Column("executor_id", sa.Text),
     sa.Column("owner_xid", sa.Text),
@@ -36,9 +38,11 @@ workflow_status = sa.Table(
     sa.Column("created_at", sa.BigInteger),
     sa.Column("updated_at", sa.BigInteger),
     sa.Column("completed_at", sa.BigInteger),
+    sa.Column("recovery_attempts", sa.BigInteger),
     schema="dbos",
 )
-# Payload tables without a foreign key to workflow_status (the others cascade on delete).
+# Payload tables without a foreign key to workflow_status (the others cascade on delete),
+# as DBOS's own delete_workflows does.
 _payload_tables = [
     sa.Table(name, _dbos, sa.Column("workflow_uuid", sa.Text), schema="dbos")
     for name in ("workflow_input", "workflow_output", "operation_outputs")
@@ -46,10 +50,19 @@ _payload_tables = [
 FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
 FORGET_EXECUTORS_AFTER_MS = 24 * 3600 * 1000
+CLOCK_SLACK_MS = 1000
 
 # Keys of PostgreSQL advisory locks: one process at a time does each job.
 _SCHEMA_LOCK = 0x7177_0001
 _MAINTENANCE_LOCK = 0x7177_0002
+
+
+@dataclass(frozen=True)
+class WorkflowRow:
+    status: str
+    created_at_ms: int
+    started_at_ms: int | None
+    recovery_attempts: int
 
 
 class FleetStore:
@@ -94,25 +107,46 @@ class FleetStore:
                 conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{contract.FLEET_SCHEMA}"'))
             _metadata.create_all(conn, checkfirst=True)
 
-    def heartbeat(self, executor_id: str, application_version: str, hostname: str) -> None:
-        """Record that this executor is alive (and not stopped) as of now."""
+    def register(self, executor_id: str, application_version: str, hostname: str) -> None:
+        """Join the fleet: (re)write this executor's row as alive and not stopped."""
         now = self._now_ms()
         with self._engine.begin() as conn:
-            updated = conn.execute(
-                sa.update(heartbeats)
-                .where(heartbeats.c.executor_id == executor_id)
-                .values(heartbeat_at=now, stopped_at=None)
-            ).rowcount
-            if updated == 0:
-                conn.execute(
-                    sa.insert(heartbeats).values(
-                        executor_id=executor_id,
-                        application_version=application_version,
-                        hostname=hostname,
-                        started_at=now,
-                        heartbeat_at=now,
-                    )
+            conn.execute(sa.delete(heartbeats).where(heartbeats.c.executor_id == executor_id))
+            conn.execute(
+                sa.insert(heartbeats).values(
+                    executor_id=executor_id,
+                    application_version=application_version,
+                    hostname=hostname,
+                    started_at=now,
+                    heartbeat_at=now,
                 )
+            )
+
+    def heartbeat(self, executor_id: str) -> bool:
+        """Record that this executor is alive as of now; False if it is stopped or forgotten.
+
+        Never revives a stopped executor: a heartbeat racing with shutdown must not undo it.
+        """
+        with self._engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    sa.update(heartbeats)
+                    .where(
+                        heartbeats.c.executor_id == executor_id, heartbeats.c.stopped_at.is_(None)
+                    )
+                    .values(heartbeat_at=self._now_ms())
+                ).rowcount
+            )
+
+    def workflow_row(self, workflow_id: str) -> WorkflowRow | None:
+        """What the worker's metrics need to know of one workflow."""
+        ws = workflow_status
+        query = sa.select(
+            ws.c.status, ws.c.created_at, ws.c.started_at_epoch_ms, ws.c.recovery_attempts
+        ).where(ws.c.workflow_uuid == workflow_id)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else WorkflowRow(row[0], row[1], row[2], row[3] or 0)
 
     def mark_stopped(self, executor_id: str) -> None:
         with self._engine.begin() as conn:
@@ -137,9 +171,13 @@ class FleetStore:
         ws = workflow_status
         dead_owner = sa.or_(
             sa.and_(ws.c.executor_id.in_(known), ws.c.executor_id.not_in(live)),
-            # An executor the table never saw (it heartbeats before it claims anything): only
-            # after the grace period, so a row from this very moment is never taken.
-            sa.and_(ws.c.executor_id.not_in(known), ws.c.updated_at < now - grace_ms),
+            # An executor the table never saw (workers register before they claim anything, so
+            # one from before the table existed): only once its row has been quiet for the grace
+            # period, plus a second for SQLite's whole-second timestamps.
+            sa.and_(
+                ws.c.executor_id.not_in(known),
+                ws.c.updated_at < now - grace_ms - CLOCK_SLACK_MS,
+            ),
         )
         with self._engine.begin() as conn:
             if not self._try_lock(conn, _MAINTENANCE_LOCK):
@@ -161,30 +199,44 @@ class FleetStore:
             )
             return recovered
 
-    def delete_finished(self, queue_name: str, older_than_ms: int, batch_size: int) -> int | None:
-        """Delete one batch of finished workflows older than the age, with everything they own."""
+    def delete_finished(
+        self, workflow_name: str, older_than_ms: int, batch_size: int
+    ) -> int | None:
+        """Delete one batch of finished workflows older than the age, with everything they own.
+
+        By workflow name, not queue: DBOS clears the queue of cancelled and dead-lettered rows.
+        The DELETE checks status and age again, so a row resumed since it was picked stays.
+        """
         ws = workflow_status
         cutoff = self._now_ms() - older_than_ms
+        old_and_finished = (
+            ws.c.name == workflow_name,
+            ws.c.status.in_(FINISHED_STATUSES),
+            ws.c.created_at < cutoff,
+            sa.func.coalesce(ws.c.completed_at, ws.c.updated_at) < cutoff,
+        )
         batch = (
             sa.select(ws.c.workflow_uuid)
-            .where(
-                ws.c.queue_name == queue_name,
-                ws.c.status.in_(FINISHED_STATUSES),
-                ws.c.created_at < cutoff,
-                sa.func.coalesce(ws.c.completed_at, ws.c.updated_at) < cutoff,
-            )
+            .where(*old_and_finished)
             .order_by(ws.c.created_at)
             .limit(batch_size)
+            .scalar_subquery()
         )
         with self._engine.begin() as conn:
             if not self._try_lock(conn, _MAINTENANCE_LOCK):
                 return None
-            ids = list(conn.execute(batch).scalars())
-            if ids:
+            deleted = list(
+                conn.execute(
+                    sa.delete(ws)
+                    .where(ws.c.workflow_uuid.in_(batch), *old_and_finished)
+                    .returning(ws.c.workflow_uuid)
+                ).scalars()
+            )
+            if deleted:
+                # These carry no foreign key to workflow_status; the other tables cascade.
                 for table in _payload_tables:
-                    conn.execute(sa.delete(table).where(table.c.workflow_uuid.in_(ids)))
-                conn.execute(sa.delete(ws).where(ws.c.workflow_uuid.in_(ids)))
-            return len(ids)
+                    conn.execute(sa.delete(table).where(table.c.workflow_uuid.in_(deleted)))
+            return len(deleted)
 
     def _try_lock(self, conn: sa.Connection, key: int) -> bool:
         # SQLite transactions here are IMMEDIATE: writers are already serialized.

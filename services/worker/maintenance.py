@@ -37,7 +37,10 @@ def _run_duties(duties: list[_Duty], stop: threading.Event) -> None:
                 more = duty.run()
             except Exception as exc:
                 # The database may be down: keep going, the next round retries.
-                logger.warning("fleet.%s_failed error=%s", duty.name, type(exc).__name__)
+                reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+                logger.warning(
+                    "fleet.%s_failed error=%s reason=%s", duty.name, type(exc).__name__, reason
+                )
                 more = False
             duty.due = time.monotonic() + (0 if more else duty.interval_seconds)
         stop.wait(max(0.0, min(duty.due for duty in duties) - time.monotonic()))
@@ -61,9 +64,12 @@ class Maintenance:
         ]
 
     def register(self) -> None:
-        """First heartbeat, before DBOS claims anything: the reaper must know this worker."""
-        self._store.create_schema()
-        self._heartbeat()
+        """Join the fleet before DBOS launches (and may claim work): the reaper must know us."""
+        settings = self._settings
+        if settings.run_migrations:
+            self._store.create_schema()
+        self._store.register(settings.executor_id, settings.application_version, self._hostname)
+        self._healthy_since = time.monotonic()
 
     def start(self) -> None:
         for thread in self._threads:
@@ -72,14 +78,16 @@ class Maintenance:
     def stop(self) -> None:
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=2)
 
     def _heartbeat(self) -> bool:
         settings = self._settings
         try:
-            self._store.heartbeat(
-                settings.executor_id, settings.application_version, self._hostname
-            )
+            if not self._store.heartbeat(settings.executor_id) and not self._stop.is_set():
+                # Our row is gone (forgotten after a very long outage): join again.
+                self._store.register(
+                    settings.executor_id, settings.application_version, self._hostname
+                )
         except Exception:
             self._healthy_since = None
             raise
@@ -103,7 +111,7 @@ class Maintenance:
     def _retain(self) -> bool:
         settings = self._settings
         deleted = self._store.delete_finished(
-            contract.QUEUE_NAME,
+            contract.WORKFLOW_NAME,
             int(settings.retention_seconds * 1000),
             settings.retention_batch_size,
         )

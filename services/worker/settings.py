@@ -42,7 +42,7 @@ class WorkerSettings(BaseModel):
     executor_grace_seconds: float = Field(
         contract.DEFAULT_EXECUTOR_GRACE_SECONDS,
         alias=contract.ENV_EXECUTOR_GRACE_SECONDS,
-        ge=0.5,
+        ge=1,
         le=3600,
     )
     reaper_interval_seconds: float = Field(10.0, alias="REAPER_INTERVAL_SECONDS", ge=0.1, le=3600)
@@ -51,7 +51,14 @@ class WorkerSettings(BaseModel):
     retention_interval_seconds: float = Field(
         300.0, alias="RETENTION_INTERVAL_SECONDS", ge=0.1, le=86400
     )
-    retention_batch_size: int = Field(1000, alias="RETENTION_BATCH_SIZE", ge=1, le=100_000)
+    # Bounded by the database drivers' limit on bound parameters per statement.
+    retention_batch_size: int = Field(1000, alias="RETENTION_BATCH_SIZE", ge=1, le=10_000)
+    # False where the worker's database role may not run DDL: then `python -m services.worker
+    # migrate` must have run, and the worker only checks the schema.
+    run_migrations: bool = Field(True, alias="WORKER_RUN_MIGRATIONS")
+    # /healthz, /readyz and /metrics of this worker; port 0 turns them off.
+    probe_host: str = Field("127.0.0.1", alias="WORKER_PROBE_HOST", min_length=1)
+    probe_port: int = Field(9000, alias="WORKER_PROBE_PORT", ge=0, le=65535)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
     @model_validator(mode="after")

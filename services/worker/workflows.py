@@ -12,6 +12,7 @@ from services.contract import (
     WORKFLOW_NAME,
     Progress,
 )
+from services.worker.metrics import METRICS
 
 logger = logging.getLogger(__name__)
 
@@ -24,18 +25,20 @@ PORTABLE = WorkflowSerializationFormat.PORTABLE
 def workflow(
     num_steps: int = DEFAULT_NUM_STEPS, step_seconds: float = DEFAULT_STEP_SECONDS
 ) -> Progress:
-    progress: Progress = {"steps_completed": 0, "num_steps": num_steps}
-    DBOS.set_event(PROGRESS_EVENT_KEY, progress, serialization_type=PORTABLE)
-    for index in range(num_steps):
-        step(index, step_seconds)
-        progress = {"steps_completed": index + 1, "num_steps": num_steps}
+    with METRICS.workflow(DBOS.workflow_id):
+        progress: Progress = {"steps_completed": 0, "num_steps": num_steps}
         DBOS.set_event(PROGRESS_EVENT_KEY, progress, serialization_type=PORTABLE)
-    return progress
+        for index in range(num_steps):
+            step(index, step_seconds)
+            progress = {"steps_completed": index + 1, "num_steps": num_steps}
+            DBOS.set_event(PROGRESS_EVENT_KEY, progress, serialization_type=PORTABLE)
+        return progress
 
 
 @DBOS.step()
 def step(index: int, step_seconds: float) -> None:
-    perform_step(index, step_seconds)
+    with METRICS.step():
+        perform_step(index, step_seconds)
     logger.debug("step.completed workflow_id=%s index=%d", DBOS.workflow_id, index)
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import BACKENDS, NewDatabase
-from tests.support.processes import Api, ServiceProcess, start_worker, wait_worker_ready
+from tests.support.processes import Api, WorkerProcess, start_worker, wait_worker_ready
 
 
 @dataclass
 class Stack:
     database_url: str
     api: Api
-    worker: ServiceProcess | None
+    worker: WorkerProcess | None
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -81,6 +81,10 @@ def test_stranded_versions_are_visible_and_retention_deletes_only_finished_work(
         api_v2.wait_ready()
         finished = {api.enqueue(num_steps=2, step_seconds=0) for _ in range(3)}
         stranded = api_v2.enqueue(num_steps=1, step_seconds=0)
+        # Cancelled work is finished too (and DBOS takes it off its queue when it cancels).
+        cancelled = api_v2.enqueue(num_steps=1, step_seconds=0)
+        assert api.http.post(f"/workflows/{cancelled}/cancel").status_code == 202
+        finished.add(cancelled)
 
         fleet = api.http.get("/executors").json()
         assert fleet["stranded_workflows"] == [

@@ -1,6 +1,10 @@
 """Listing pages and queue metrics, on an API with no worker so every workflow stays queued."""
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 
 from tests.integration.conftest import Stack
 from tests.support.databases import count_workflows
@@ -62,3 +66,21 @@ def _enqueued_sample(stack: Stack) -> float:
         re.MULTILINE,
     )
     return float(match.group(1)) if match else 0.0
+
+
+def test_concurrent_resumes_put_a_workflow_back_once(idle_stack: Stack) -> None:
+    api = idle_stack.api
+    workflow_id = api.enqueue()
+    assert api.http.post(f"/workflows/{workflow_id}/cancel").status_code == 202
+    barrier = threading.Barrier(4)
+
+    def resume() -> int:
+        with httpx.Client(base_url=api.url) as client:
+            barrier.wait()
+            return client.post(f"/workflows/{workflow_id}/resume").status_code
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: resume(), range(4)))
+
+    assert codes == [202, 409, 409, 409]
+    assert api.workflow(workflow_id)["status"] == "ENQUEUED"

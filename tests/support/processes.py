@@ -73,6 +73,7 @@ class WorkerProcess(ServiceProcess):
     def __init__(self, executor_id: str, module: str, env: dict[str, str], log_path: Path) -> None:
         super().__init__(module, env, log_path)
         self.executor_id = executor_id
+        self.probe_url = f"http://127.0.0.1:{env['WORKER_PROBE_PORT']}"
 
 
 def start_worker(
@@ -87,6 +88,7 @@ def start_worker(
             "DBOS__VMID": executor_id,
             "WORKER_POLLING_INTERVAL_SECONDS": "0.1",
             "WORKER_DRAIN_TIMEOUT_SECONDS": "10",
+            "WORKER_PROBE_PORT": str(free_port()),
             **env,
         },
         workdir / f"{executor_id}.log",
