@@ -1,12 +1,25 @@
 """Entry point: `python -m services.api` serves the API with uvicorn."""
 
 import logging
+import os
+import shutil
 import sys
+import tempfile
 
-import uvicorn
-
-from services.api.app import create_app
 from services.api.settings import ApiSettings
+
+
+def _share_metrics_between_processes() -> None:
+    """Point prometheus_client at one directory for all uvicorn processes, emptied at start.
+
+    Must happen before anything imports prometheus_client, which reads the variable then.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        shutil.rmtree(directory, ignore_errors=True)
+        os.makedirs(directory)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="api-metrics-")
 
 
 def main() -> int:
@@ -18,8 +31,14 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    if settings.workers > 1:
+        _share_metrics_between_processes()
+    import uvicorn
+
     uvicorn.run(
-        create_app(settings),
+        "services.api.app:create_app_from_env",
+        factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -6,13 +6,14 @@ from contextlib import asynccontextmanager
 from typing import TypedDict
 
 from dbos import DBOSClient
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 
 from services.api import database, tables
 from services.api.fleet import Fleet
-from services.api.metrics import create_registry
+from services.api.metrics import Metrics, QueueCollector
+from services.api.middleware import HttpMetricsMiddleware
 from services.api.problems import (
     Problem,
     handle_http_exception,
@@ -32,10 +33,12 @@ class State(TypedDict):
     store: Store
     fleet: Fleet
     workflows: Workflows
-    registry: CollectorRegistry
+    metrics: Metrics
 
 
 def create_app(settings: ApiSettings) -> Starlette:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         engine = database.create_engine(settings)
@@ -49,6 +52,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         )
         store, fleet = Store(engine), Fleet(engine)
         grace_ms = int(settings.executor_grace_seconds * 1000)
+        metrics.attach(QueueCollector(fleet, grace_ms, settings.metrics_cache_seconds))
         logger.info("api.started database=%s", engine.dialect.name)
         try:
             yield {
@@ -56,14 +60,16 @@ def create_app(settings: ApiSettings) -> Starlette:
                 "store": store,
                 "fleet": fleet,
                 "workflows": Workflows(client, store, settings.application_version),
-                "registry": create_registry(fleet, grace_ms),
+                "metrics": metrics,
             }
         finally:
+            metrics.detach()
             client.destroy()
             engine.dispose()
 
     return Starlette(
         routes=routes,
+        middleware=[Middleware(HttpMetricsMiddleware, metrics=metrics.http)],
         lifespan=lifespan,
         exception_handlers={
             Problem: handle_problem,
@@ -71,3 +77,12 @@ def create_app(settings: ApiSettings) -> Starlette:
             Exception: handle_unexpected,
         },
     )
+
+
+def create_app_from_env() -> Starlette:
+    """The factory uvicorn imports in each of its processes when API_WORKERS > 1."""
+    settings = ApiSettings.from_env()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    return create_app(settings)

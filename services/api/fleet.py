@@ -5,7 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.api.tables import heartbeats, now_ms, with_schemas, workflow_status
+from services.api.tables import heartbeats, now_ms, queues, with_schemas, workflow_status
 
 QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
 
@@ -30,6 +30,10 @@ class FleetSnapshot:
     orphaned: list[tuple[str, int]]
     # (queue, application_version, workflows): ENQUEUED for a version no live executor runs.
     stranded: list[tuple[str, str, int]]
+    # (queue, worker_concurrency or None) of every queue registered in the database.
+    queues: list[tuple[str, int | None]]
+    # (queue, age in seconds) of the oldest ENQUEUED workflow, for queues that have one.
+    oldest_age_seconds: list[tuple[str, float]]
 
 
 class Fleet:
@@ -41,7 +45,8 @@ class Fleet:
         hb = heartbeats
         with self._engine.connect() as conn:
             # One "now" for every query, so they agree on who is alive.
-            now = sa.literal(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
+            now_value = int(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
+            now = sa.literal(now_value)
             is_alive = sa.and_(hb.c.stopped_at.is_(None), hb.c.heartbeat_at >= now - grace_ms)
             depth = [tuple(r) for r in conn.execute(_depth_query())]
             executors = [
@@ -64,7 +69,16 @@ class Fleet:
             live_versions = sa.select(hb.c.application_version).where(is_alive)
             orphaned = [tuple(r) for r in conn.execute(_orphaned_query(live, now - grace_ms))]
             stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
-        return FleetSnapshot(depth, executors, orphaned, stranded)
+            configured = [
+                tuple(r)
+                for r in conn.execute(sa.select(queues.c.name, queues.c.worker_concurrency))
+            ]
+            oldest = []
+            for queue in sorted({q for q, status, n in depth if status == "ENQUEUED" and n}):
+                enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
+                if enqueued_at is not None:
+                    oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
+        return FleetSnapshot(depth, executors, orphaned, stranded, configured, oldest)
 
 
 def _depth_query() -> sa.Select[Any]:
@@ -104,3 +118,33 @@ def _stranded_query(live_versions: sa.Select[Any]) -> sa.Select[Any]:
         )
         .group_by(ws.c.queue_name, ws.c.application_version)
     )
+
+
+def _oldest_enqueued_query(queue: str) -> sa.Select[Any]:
+    """When the oldest ENQUEUED workflow of a queue was enqueued (epoch ms), in a few seeks.
+
+    DBOS's in-flight index is ordered by (queue, status, priority, created_at): the head of each
+    priority is one seek, and the distinct priorities are found by a recursive skip scan, so
+    this costs a few index lookups however long the queue or the history. A workflow that was
+    DELAYED counts from when its delay ended (DELAYED ones are not ENQUEUED, so never count).
+    """
+    ws = workflow_status
+    waiting = (ws.c.queue_name == queue, ws.c.status == "ENQUEUED")
+    first = sa.select(sa.func.min(ws.c.priority).label("priority")).where(*waiting)
+    priorities = first.cte("priorities", recursive=True)
+    following = (
+        sa.select(sa.func.min(ws.c.priority))
+        .where(*waiting, ws.c.priority > priorities.c.priority)
+        .scalar_subquery()
+    )
+    priorities = priorities.union_all(
+        sa.select(following).where(priorities.c.priority.is_not(None))
+    )
+    head = (
+        sa.select(sa.func.coalesce(ws.c.delay_until_epoch_ms, ws.c.created_at))
+        .where(*waiting, ws.c.priority == priorities.c.priority)
+        .order_by(ws.c.created_at)
+        .limit(1)
+        .scalar_subquery()
+    )
+    return sa.select(sa.func.min(head)).where(priorities.c.priority.is_not(None))

@@ -1,10 +1,17 @@
-"""Prometheus metrics computed from the system database when Prometheus scrapes."""
+"""Prometheus metrics of the API: queue state read from the database at scrape time, and HTTP.
+
+Every API replica (and every uvicorn process) reports the same database-wide queue numbers:
+aggregate them with max(), never sum(). HTTP metrics are per process; with several uvicorn
+processes they are shared through PROMETHEUS_MULTIPROC_DIR and summed at scrape time.
+"""
 
 import logging
+import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -12,29 +19,42 @@ from services.api.fleet import Fleet, FleetSnapshot
 
 logger = logging.getLogger(__name__)
 
+QUEUE_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
+
 
 class QueueCollector(Collector):
-    """Queue and fleet gauges from one snapshot of aggregate queries per scrape.
+    """Queue and fleet gauges from one snapshot of aggregate queries, cached for a moment.
 
-    When the database can't be read it emits no queue samples at all, so an autoscaler reading
-    them holds its size instead of seeing zero, and it counts the failure.
+    Several scrapers (Prometheus pairs, adapters, API replicas) within `cache_seconds` share one
+    database read. When the database can't be read it emits no queue samples at all, so an
+    autoscaler reading them holds its size instead of seeing zero, and it counts the failure.
     """
 
-    def __init__(self, fleet: Fleet, grace_ms: int) -> None:
-        self._fleet = fleet
-        self._grace_ms = grace_ms
+    def __init__(self, fleet: Fleet, grace_ms: int, cache_seconds: float) -> None:
+        self._read: Callable[[], FleetSnapshot] = lambda: fleet.snapshot(grace_ms)
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()  # one database read at a time; the others wait for it
+        self._cached: tuple[float, FleetSnapshot | None] | None = None
         self._errors = 0
-        self._lock = threading.Lock()
+
+    def snapshot(self) -> FleetSnapshot | None:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is not None and now - self._cached[0] < self._cache_seconds:
+                return self._cached[1]
+            try:
+                snapshot: FleetSnapshot | None = self._read()
+            except Exception as exc:
+                logger.warning("metrics.collection_failed error=%s", type(exc).__name__)
+                self._errors += 1
+                snapshot = None
+            self._cached = (time.monotonic(), snapshot)
+            return snapshot
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            snapshot = self._fleet.snapshot(self._grace_ms)
-        except Exception as exc:
-            logger.warning("metrics.collection_failed error=%s", type(exc).__name__)
-            with self._lock:
-                self._errors += 1
-        else:
-            yield from _queue_metrics(snapshot)
+        snapshot = self.snapshot()
+        if snapshot is not None:
+            yield from queue_metrics(snapshot)
         yield CounterMetricFamily(
             "queue_worker_metrics_collection_errors",
             "Scrapes whose queue metrics could not be read from the database.",
@@ -42,35 +62,50 @@ class QueueCollector(Collector):
         )
 
 
-def _queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
-    depth = GaugeMetricFamily(
-        "queue_worker_queue_workflows",
-        "Workflows in a queue by status (enqueued, pending, delayed).",
-        labels=["queue", "status"],
+def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
+    # Registered queues report zeros when empty: the load must reach 0 for a scale-down.
+    concurrency = dict(snapshot.queues)
+    counts = {(q, s): n for q, s, n in snapshot.depth}
+    queue_names = sorted(set(concurrency) | {q for q, _, _ in snapshot.depth})
+    depth = _gauge("queue_workflows", "Workflows in a queue by status.", "queue", "status")
+    load = _gauge(
+        "queue_load",
+        "(enqueued + pending) / worker_concurrency: workers needed; the autoscaling signal.",
+        "queue",
     )
-    for queue, status, count in snapshot.depth:
-        depth.add_metric([queue, status.lower()], count)
-    yield depth
-    orphaned = GaugeMetricFamily(
-        "queue_worker_orphaned_workflows",
+    capacity = _gauge("queue_worker_concurrency", "Workflows one worker runs at once.", "queue")
+    for queue in queue_names:
+        for status in QUEUE_STATUSES:
+            depth.add_metric([queue, status.lower()], counts.get((queue, status), 0))
+        per_worker = concurrency.get(queue)
+        if per_worker:
+            capacity.add_metric([queue], per_worker)
+            busy = counts.get((queue, "ENQUEUED"), 0) + counts.get((queue, "PENDING"), 0)
+            load.add_metric([queue], busy / per_worker)
+    oldest = _gauge(
+        "queue_oldest_enqueued_age_seconds",
+        "Age of the oldest ENQUEUED workflow; absent when none waits.",
+        "queue",
+    )
+    for queue, age in snapshot.oldest_age_seconds:
+        oldest.add_metric([queue], age)
+    orphaned = _gauge(
+        "orphaned_workflows",
         "PENDING workflows held by executors that are not alive (the reaper re-enqueues them).",
-        labels=["queue"],
+        "queue",
     )
-    for queue, count in snapshot.orphaned:
-        orphaned.add_metric([queue], count)
-    yield orphaned
-    stranded = GaugeMetricFamily(
-        "queue_worker_queue_stranded_workflows",
+    for queue in queue_names:
+        orphaned.add_metric([queue], dict(snapshot.orphaned).get(queue, 0))
+    stranded = _gauge(
+        "queue_stranded_workflows",
         "ENQUEUED workflows pinned to an application version that no live worker runs.",
-        labels=["queue", "application_version"],
+        "queue",
+        "application_version",
     )
     for queue, version, count in snapshot.stranded:
         stranded.add_metric([queue, version], count)
-    yield stranded
-    live = GaugeMetricFamily(
-        "queue_worker_live_executors",
-        "Workers whose heartbeat is within the grace period, by application version.",
-        labels=["application_version"],
+    live = _gauge(
+        "live_executors", "Workers heartbeating within the grace period.", "application_version"
     )
     versions: dict[str, int] = {}
     for executor in snapshot.executors:
@@ -80,10 +115,64 @@ def _queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
             )
     for version, count in sorted(versions.items()):
         live.add_metric([version], count)
-    yield live
+    yield from (depth, load, capacity, oldest, orphaned, stranded, live)
 
 
-def create_registry(fleet: Fleet, grace_ms: int) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    registry.register(QueueCollector(fleet, grace_ms))
-    return registry
+def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
+    return GaugeMetricFamily(f"queue_worker_{name}", documentation, labels=list(labels))
+
+
+class HttpMetrics:
+    """Request count and latency by route template, method and status (no ids in labels)."""
+
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        labels = ["route", "method", "status"]
+        self.requests = Counter(
+            "queue_worker_http_requests", "HTTP requests served.", labels, registry=registry
+        )
+        self.duration = Histogram(
+            "queue_worker_http_request_duration_seconds",
+            "Time to serve an HTTP request.",
+            labels,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.duration.labels(route, method, str(status)).observe(seconds)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class Metrics:
+    """What /metrics serves: HTTP metrics of this process (or of all, in multiprocess mode) and,
+    once the lifespan has a database, the queue collector."""
+
+    def __init__(self) -> None:
+        shared = multiprocess_dir() is not None
+        # In multiprocess mode values live in files, read back at scrape time.
+        self._registry = None if shared else CollectorRegistry()
+        self.http = HttpMetrics(self._registry)
+        self._queue: QueueCollector | None = None
+
+    def attach(self, queue: QueueCollector) -> None:
+        self._queue = queue
+        if self._registry is not None:
+            self._registry.register(queue)
+
+    def detach(self) -> None:
+        if self._registry is not None and self._queue is not None:
+            self._registry.unregister(self._queue)
+        self._queue = None
+
+    def registry(self) -> CollectorRegistry:
+        if self._registry is not None:
+            return self._registry
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        if self._queue is not None:
+            registry.register(self._queue)
+        return registry

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -15,6 +15,7 @@ from starlette.routing import Route
 from services.api import schemas
 from services.api.database import is_unavailable
 from services.api.fleet import Fleet
+from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
@@ -179,8 +180,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    registry: CollectorRegistry = request.state.registry
-    payload = await run_in_threadpool(generate_latest, registry)
+    served: Metrics = request.state.metrics
+    payload = await run_in_threadpool(lambda: generate_latest(served.registry()))
     return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
 

@@ -37,6 +37,10 @@ class ApiSettings(BaseModel):
         ge=1,
         le=3600,
     )
+    # Scrapes within this long of each other share one database read.
+    metrics_cache_seconds: float = Field(2.0, alias="API_METRICS_CACHE_SECONDS", ge=0, le=60)
+    # uvicorn processes; above 1, HTTP metrics are shared through PROMETHEUS_MULTIPROC_DIR.
+    workers: int = Field(1, alias="API_WORKERS", ge=1, le=64)
     readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -29,6 +29,13 @@ workflow_status = sa.Table(
     sa.Column("recovery_attempts", sa.BigInteger),
     sa.Column("workflow_deadline_epoch_ms", sa.BigInteger),
     sa.Column("deduplication_id", sa.Text),
+    sa.Column("delay_until_epoch_ms", sa.BigInteger),
+)
+queues = sa.Table(
+    "queues",
+    _metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("worker_concurrency", sa.Integer),
 )
 workflow_input = sa.Table(
     "workflow_input",

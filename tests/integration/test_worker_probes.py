@@ -1,11 +1,13 @@
 """Each worker's own /healthz, /readyz and /metrics, from the real worker process."""
 
 import re
+import subprocess
 
 import httpx
 
 from tests.integration.conftest import Stack
 from tests.support.polling import wait_for
+from tests.support.tools import require_tool
 
 
 def _sample(text: str, name: str, **labels: str) -> float:
@@ -55,4 +57,9 @@ def test_worker_probes_and_metrics_follow_its_work(stack: Stack) -> None:
     assert _sample(after, "queue_worker_workflows_active", **queue) == 0
     assert _sample(after, "queue_worker_worker_concurrency", **queue) == 10
     assert probes.get("/nowhere").status_code == 404
+    promtool = require_tool("promtool", "Debian package prometheus")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=after, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     probes.close()

@@ -111,7 +111,13 @@ class Api:
         self.url = f"http://127.0.0.1:{self.port}"
         self.service = ServiceProcess(
             "services.api",
-            {"DBOS_SYSTEM_DATABASE_URL": database_url, "API_PORT": str(self.port), **env},
+            {
+                "DBOS_SYSTEM_DATABASE_URL": database_url,
+                "API_PORT": str(self.port),
+                # Tests read metrics right after changing the queue; caching has its own test.
+                "API_METRICS_CACHE_SECONDS": "0",
+                **env,
+            },
             workdir / f"api-{self.port}.log",
         )
         self.http = httpx.Client(base_url=self.url, timeout=30)

@@ -1,0 +1,145 @@
+"""The API's /metrics on small data: counts, ages, load, absence, caching, HTTP, processes."""
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from dbos import DBOSClient
+
+from services.contract import QUEUE_NAME
+from tests.conftest import BACKENDS, NewDatabase
+from tests.support.metrics import names, sample
+from tests.support.polling import wait_for
+from tests.support.processes import Api
+from tests.support.tools import require_tool
+
+Q = {"queue": QUEUE_NAME}
+CONCURRENCY = 4
+
+
+def _register_queue(url: str) -> None:
+    # What a worker does at start; there is no worker here, so everything stays ENQUEUED.
+    client = DBOSClient(system_database_url=url)
+    try:
+        client.register_queue(QUEUE_NAME, worker_concurrency=CONCURRENCY)
+    finally:
+        client.destroy()
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request: pytest.FixtureRequest, new_migrated_database: NewDatabase) -> str:
+    url = new_migrated_database(request.param)
+    _register_queue(url)
+    return url
+
+
+@pytest.fixture
+def api(url: str, tmp_path: Path) -> Iterator[Api]:
+    api = Api(url, tmp_path)
+    api.wait_ready()
+    yield api
+    api.stop()
+
+
+def _scrape(api: Api) -> str:
+    response = api.http.get("/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+def test_an_empty_queue_reports_zero_load_and_no_age(api: Api) -> None:
+    text = _scrape(api)
+    for status in ("enqueued", "pending", "delayed"):
+        assert sample(text, "queue_worker_queue_workflows", status=status, **Q) == 0
+    assert sample(text, "queue_worker_queue_load", **Q) == 0
+    assert sample(text, "queue_worker_queue_worker_concurrency", **Q) == CONCURRENCY
+    assert sample(text, "queue_worker_orphaned_workflows", **Q) == 0
+    assert "queue_worker_queue_oldest_enqueued_age_seconds" not in names(text)
+
+
+def test_counts_load_and_age_follow_the_queue(api: Api) -> None:
+    started = time.monotonic()
+    ids = [api.enqueue() for _ in range(6)]
+    api.http.post(f"/workflows/{ids[-1]}/cancel")  # cancelled: no longer queued
+
+    text = _scrape(api)
+    assert sample(text, "queue_worker_queue_workflows", status="enqueued", **Q) == 5
+    assert sample(text, "queue_worker_queue_load", **Q) == 5 / CONCURRENCY
+
+    def aged() -> float | None:
+        age = sample(_scrape(api), "queue_worker_queue_oldest_enqueued_age_seconds", **Q)
+        return age if age is not None and age >= 1.0 else None
+
+    age = wait_for(aged, timeout=10, what="oldest age to pass one second")
+    # SQLite records enqueue times in whole seconds: allow one second either way.
+    assert age <= time.monotonic() - started + 1.0
+
+
+def test_a_delayed_workflow_is_not_waiting_yet(url: str, api: Api) -> None:
+    client = DBOSClient(system_database_url=url)
+    try:
+        client.enqueue(
+            {"queue_name": QUEUE_NAME, "workflow_name": "workflow", "delay_seconds": 3600}, 1, 0.0
+        )
+    finally:
+        client.destroy()
+    text = _scrape(api)
+    assert sample(text, "queue_worker_queue_workflows", status="delayed", **Q) == 1
+    assert sample(text, "queue_worker_queue_load", **Q) == 0
+    assert "queue_worker_queue_oldest_enqueued_age_seconds" not in names(text)
+
+
+def test_scrapes_within_the_cache_period_share_one_read(url: str, tmp_path: Path) -> None:
+    api = Api(url, tmp_path, API_METRICS_CACHE_SECONDS="60")
+    try:
+        api.wait_ready()
+        first = _scrape(api)
+        api.enqueue()
+        assert sample(_scrape(api), "queue_worker_queue_workflows", status="enqueued", **Q) == (
+            sample(first, "queue_worker_queue_workflows", status="enqueued", **Q)
+        )
+    finally:
+        api.stop()
+
+
+def test_http_metrics_use_route_templates(api: Api) -> None:
+    for n in range(3):
+        api.http.get(f"/workflows/no-such-id-{n}")
+    api.http.get("/not/a/route")
+    text = _scrape(api)
+    template = {"route": "/workflows/{workflow_id}", "method": "GET", "status": "404"}
+    assert sample(text, "queue_worker_http_requests_total", **template) == 3
+    assert sample(text, "queue_worker_http_request_duration_seconds_count", **template) == 3
+    unmatched = {"route": "<unmatched>", "method": "GET", "status": "404"}
+    assert sample(text, "queue_worker_http_requests_total", **unmatched) == 1
+    assert not any("no-such-id" in line for line in text.splitlines())
+
+
+def test_several_uvicorn_processes_report_one_set_of_numbers(url: str, tmp_path: Path) -> None:
+    api = Api(url, tmp_path, API_WORKERS="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    try:
+        api.wait_ready()
+        api.enqueue()
+        for _ in range(20):  # a new connection each time, so both processes serve some
+            httpx.get(f"{api.url}/openapi.json", headers={"Connection": "close"})
+        openapi = {"route": "/openapi.json", "method": "GET", "status": "200"}
+        for _ in range(5):  # whichever process answers the scrape, the same totals
+            text = httpx.get(f"{api.url}/metrics", headers={"Connection": "close"}).text
+            assert sample(text, "queue_worker_http_requests_total", **openapi) == 20
+            assert sample(text, "queue_worker_queue_workflows", status="enqueued", **Q) == 1
+        assert api.service.log().count("api.started") == 2
+    finally:
+        api.stop()
+
+
+def test_metrics_pass_promtool(api: Api) -> None:
+    promtool = require_tool("promtool", "Debian package prometheus")
+    api.enqueue()
+    api.http.get("/workflows")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=_scrape(api), capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
