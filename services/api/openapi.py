@@ -180,6 +180,31 @@ def openapi_document() -> dict[str, Any]:
             "/workflows/{workflow_id}/resume": _workflow_action(
                 "Resume a cancelled workflow on its queue", "resumeWorkflow"
             ),
+            "/": {
+                "get": {
+                    "summary": "A page listing workflows with progress bars, and an Enqueue button",
+                    "operationId": "progressPage",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
+            "/static/{name}": {
+                "get": {
+                    "summary": "The page's script and style sheet",
+                    "operationId": "staticFile",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The file"},
+                        "404": _problem("No such file"),
+                    },
+                }
+            },
             "/executors": {
                 "get": {
                     "summary": "Workers, their liveness, and work no live worker will run",

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.api import schemas
+from services.api import progress_page, schemas
 from services.api.database import is_unavailable
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics
@@ -190,6 +190,8 @@ async def openapi(request: Request) -> Response:
 
 
 routes = [
+    Route("/", progress_page.index, methods=["GET"]),
+    Route("/static/{name}", progress_page.static_file, methods=["GET"]),
     Route("/workflows", enqueue_workflow, methods=["POST"]),
     Route("/workflows", list_workflows, methods=["GET"]),
     Route("/workflows/{workflow_id}", get_workflow, methods=["GET"], name="get_workflow"),

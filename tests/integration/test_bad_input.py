@@ -36,6 +36,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "/workflows?cursor=WzEsMl0", {}, 400, "cursor"),
     ("DELETE", "/workflows", {}, 405, "DELETE"),
     ("GET", "/nowhere", {}, 404, "/nowhere"),
+    ("GET", "/static/secrets.txt", {}, 404, "secrets.txt"),
 ]
 
 
