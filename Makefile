@@ -32,16 +32,20 @@ run-worker: install
 test: install
 	$(PYTHON) -m pytest
 
+.PHONY: bench  ## queue metrics and listing at 1M+100k workflows on PostgreSQL (prints Markdown)
+bench: install
+	$(PYTHON) -m benchmarks.scale
+
 .PHONY: lint  ## ruff (lint and format check) and mypy --strict
 lint: install
-	$(VENV)/bin/ruff check services tests
-	$(VENV)/bin/ruff format --check services tests
+	$(VENV)/bin/ruff check services tests benchmarks
+	$(VENV)/bin/ruff format --check services tests benchmarks
 	$(VENV)/bin/mypy
 
 .PHONY: format  ## rewrite code in the house format
 format: install
-	$(VENV)/bin/ruff format services tests
-	$(VENV)/bin/ruff check --fix services tests
+	$(VENV)/bin/ruff format services tests benchmarks
+	$(VENV)/bin/ruff check --fix services tests benchmarks
 
 .PHONY: lock  ## re-pin constraints.txt to what .venv has installed
 lock: install

@@ -9,7 +9,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -20,6 +21,7 @@ from services.api.fleet import Fleet, FleetSnapshot
 logger = logging.getLogger(__name__)
 
 QUEUE_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
+STRANDED_REFRESH_SECONDS = 30.0
 
 
 class QueueCollector(Collector):
@@ -31,10 +33,12 @@ class QueueCollector(Collector):
     """
 
     def __init__(self, fleet: Fleet, grace_ms: int, cache_seconds: float) -> None:
-        self._read: Callable[[], FleetSnapshot] = lambda: fleet.snapshot(grace_ms)
+        self._fleet = fleet
+        self._grace_ms = grace_ms
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()  # one database read at a time; the others wait for it
         self._cached: tuple[float, FleetSnapshot | None] | None = None
+        self._stranded: tuple[float, list[tuple[str, str, int]]] | None = None
         self._errors = 0
 
     def snapshot(self) -> FleetSnapshot | None:
@@ -42,12 +46,22 @@ class QueueCollector(Collector):
             now = time.monotonic()
             if self._cached is not None and now - self._cached[0] < self._cache_seconds:
                 return self._cached[1]
+            # Stranded work (a version no worker runs) changes at deployment pace and costs a
+            # read of every queued row: refresh it less often than the rest.
+            stale = self._stranded is None or now - self._stranded[0] >= STRANDED_REFRESH_SECONDS
             try:
-                snapshot: FleetSnapshot | None = self._read()
+                snapshot: FleetSnapshot | None = self._fleet.snapshot(
+                    self._grace_ms, with_stranded=stale
+                )
             except Exception as exc:
                 logger.warning("metrics.collection_failed error=%s", type(exc).__name__)
                 self._errors += 1
                 snapshot = None
+            if snapshot is not None:
+                if snapshot.stranded is not None:
+                    self._stranded = (now, snapshot.stranded)
+                elif self._stranded is not None:
+                    snapshot = replace(snapshot, stranded=self._stranded[1])
             self._cached = (time.monotonic(), snapshot)
             return snapshot
 
@@ -102,7 +116,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
         "queue",
         "application_version",
     )
-    for queue, version, count in snapshot.stranded:
+    for queue, version, count in snapshot.stranded or []:
         stranded.add_metric([queue, version], count)
     live = _gauge(
         "live_executors", "Workers heartbeating within the grace period.", "application_version"
