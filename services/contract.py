@@ -29,6 +29,11 @@ HEARTBEATS_TABLE: Final = "worker_heartbeats"
 ENV_EXECUTOR_GRACE_SECONDS: Final = "EXECUTOR_GRACE_SECONDS"
 DEFAULT_EXECUTOR_GRACE_SECONDS: Final = 30.0
 
+# Every metric name starts with this. The autoscaling signal's name is part of the contract
+# with the Helm chart (its HPA, KEDA trigger, dashboard and alerts name it).
+METRIC_PREFIX: Final = "queue_worker_"
+QUEUE_LOAD_METRIC: Final = "queue_worker_queue_load"
+
 # Workflow arguments, enforced by the API before anything reaches the database.
 DEFAULT_NUM_STEPS: Final = 10
 MAX_NUM_STEPS: Final = 1000

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from services.api.fleet import Fleet, FleetSnapshot
+from services.contract import METRIC_PREFIX, QUEUE_LOAD_METRIC
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +83,10 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     counts = {(q, s): n for q, s, n in snapshot.depth}
     queue_names = sorted(set(concurrency) | {q for q, _, _ in snapshot.depth})
     depth = _gauge("queue_workflows", "Workflows in a queue by status.", "queue", "status")
-    load = _gauge(
-        "queue_load",
+    load = GaugeMetricFamily(
+        QUEUE_LOAD_METRIC,
         "(enqueued + pending) / worker_concurrency: workers needed; the autoscaling signal.",
-        "queue",
+        labels=["queue"],
     )
     capacity = _gauge("queue_worker_concurrency", "Workflows one worker runs at once.", "queue")
     for queue in queue_names:
@@ -133,7 +134,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
 
 
 def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:
-    return GaugeMetricFamily(f"queue_worker_{name}", documentation, labels=list(labels))
+    return GaugeMetricFamily(METRIC_PREFIX + name, documentation, labels=list(labels))
 
 
 class HttpMetrics:

@@ -1,0 +1,220 @@
+"""The chart, linted and rendered by Helm's Go SDK, validated against Kubernetes' schemas."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import helm_python
+import kubernetes_validate
+import pytest
+
+from services import contract
+from tests.support.chart import (
+    CHART,
+    DASHBOARD,
+    SCENARIOS,
+    find,
+    render,
+    values_of,
+)
+
+KUBE_VERSIONS = ["1.30.0", "1.33.0"]
+# Custom resources: no Kubernetes schema; each is checked by its own test below.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+DEFAULTS = {"database": {"existingSecret": "db"}}
+
+
+def _scenario_id(path: Path) -> str:
+    return path.name.removesuffix("-values.yaml")
+
+
+@pytest.fixture(params=SCENARIOS, ids=_scenario_id)
+def scenario(request: pytest.FixtureRequest) -> Path:
+    path: Path = request.param
+    return path
+
+
+def _containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(owner name, pod spec, container) for every container the chart runs."""
+    found: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    for obj in objects:
+        if obj["kind"] in ("Deployment", "Job"):
+            pod = obj["spec"]["template"]["spec"]
+            found.extend((obj["metadata"]["name"], pod, c) for c in pod["containers"])
+    return found
+
+
+@pytest.mark.parametrize("kube", ["v1.30.0", "v1.33.0"])
+def test_lint_is_clean_in_strict_mode(scenario: Path, kube: str) -> None:
+    result = helm_python.lint(CHART, values_of(scenario), strict=True, kube_version=kube)
+    assert result["errors"] == [], result["messages"]
+
+
+@pytest.mark.parametrize("kube", KUBE_VERSIONS)
+def test_every_object_is_valid_kubernetes(scenario: Path, kube: str) -> None:
+    objects = render(values_of(scenario))
+    assert objects
+    for obj in objects:
+        if obj["kind"] in CRD_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, kube, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            pytest.fail(f"{obj['kind']} is neither Kubernetes nor a custom kind the tests check")
+
+
+def test_workers_have_no_replicas_while_an_autoscaler_owns_them() -> None:
+    for values in (
+        DEFAULTS,
+        {**DEFAULTS, "autoscaling": {"enabled": False}, "keda": {"enabled": True}},
+    ):
+        worker = find(render(values), "Deployment", "-worker")
+        assert "replicas" not in worker["spec"]
+    fixed = render({**DEFAULTS, "autoscaling": {"enabled": False}, "worker": {"replicas": 3}})
+    assert find(fixed, "Deployment", "-worker")["spec"]["replicas"] == 3
+    assert not [o for o in fixed if o["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")]
+
+
+def test_hpa_scales_the_worker_deployment_on_the_metric_the_api_exports() -> None:
+    objects = render(DEFAULTS)
+    hpa = find(objects, "HorizontalPodAutoscaler")
+    worker = find(objects, "Deployment", "-worker")
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": worker["metadata"]["name"],
+    }
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "External"
+    assert metric["external"]["metric"]["name"] == contract.QUEUE_LOAD_METRIC
+    assert metric["external"]["metric"]["selector"]["matchLabels"] == {"queue": contract.QUEUE_NAME}
+    assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "1"}
+
+
+def test_keda_reads_the_same_signal_and_holds_when_prometheus_is_silent() -> None:
+    objects = render({**DEFAULTS, "autoscaling": {"enabled": False}, "keda": {"enabled": True}})
+    scaled = find(objects, "ScaledObject")
+    worker = find(objects, "Deployment", "-worker")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == worker["metadata"]["name"]
+    assert scaled["spec"]["fallback"]["behavior"] == "currentReplicasIfHigher"
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
+    assert trigger["metadata"]["query"].startswith(f"max({contract.QUEUE_LOAD_METRIC}{{")
+    assert not [o for o in objects if o["kind"] == "HorizontalPodAutoscaler"]
+
+
+def test_pods_outlast_their_drain_and_each_worker_is_its_own_executor(scenario: Path) -> None:
+    worker = find(render(values_of(scenario)), "Deployment", "-worker")
+    pod = worker["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert pod["terminationGracePeriodSeconds"] > int(env["WORKER_DRAIN_TIMEOUT_SECONDS"]["value"])
+    assert env["DBOS__VMID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_every_container_is_locked_down_with_probes_and_resources(scenario: Path) -> None:
+    containers = _containers(render(values_of(scenario)))
+    assert containers
+    for owner, pod, container in containers:
+        assert pod["securityContext"]["runAsNonRoot"] is True, owner
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, owner
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True, owner
+        assert security["allowPrivilegeEscalation"] is False, owner
+        assert security["capabilities"]["drop"] == ["ALL"], owner
+        assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+        if not owner.endswith("-migrate"):
+            assert container["readinessProbe"] and container["livenessProbe"], owner
+
+
+def test_the_database_url_is_referenced_never_inlined(scenario: Path) -> None:
+    values = values_of(scenario)
+    objects = render(values)
+    for owner, _, container in _containers(objects):
+        env = {e["name"]: e for e in container["env"]}
+        reference = env["DBOS_SYSTEM_DATABASE_URL"]
+        assert "value" not in reference, owner
+        assert reference["valueFrom"]["secretKeyRef"]["key"] == "url"
+    url = values["database"].get("url")
+    secrets = [o for o in objects if o["kind"] == "Secret"]
+    if url:
+        (secret,) = secrets
+        assert secret["stringData"] == {"url": url}
+        others = [o for o in objects if o["kind"] != "Secret"]
+        assert url not in json.dumps(others)
+    else:
+        assert secrets == []
+
+
+def test_the_migration_job_runs_before_the_release_and_grants_the_app_role() -> None:
+    objects = render({"database": {"url": "postgresql://a@db/x", "migration": {"appRole": "app"}}})
+    job = find(objects, "Job", "-migrate")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    secret = find(objects, "Secret")
+    hook_weight = int(secret["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert hook_weight < int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "migrate",
+        "--app-role",
+        "app",
+    ]
+    worker = find(objects, "Deployment", "-worker")
+    env = {
+        e["name"]: e.get("value")
+        for e in worker["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["WORKER_RUN_MIGRATIONS"] == "false"
+
+
+def test_service_monitors_select_services_and_ports_that_exist() -> None:
+    objects = render(DEFAULTS)
+    services = [o for o in objects if o["kind"] == "Service"]
+    monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    assert len(monitors) == 2
+    for monitor in monitors:
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        matched = [s for s in services if wanted.items() <= s["metadata"]["labels"].items()]
+        assert len(matched) == 1, monitor["metadata"]["name"]
+        ports = {p["name"] for p in matched[0]["spec"]["ports"]}
+        assert {e["port"] for e in monitor["spec"]["endpoints"]} <= ports
+
+
+def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
+    dashboard = find(render(DEFAULTS), "ConfigMap", "-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["dbos-queue-worker.json"]) == json.loads(
+        DASHBOARD.read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({**DEFAULTS, "keda": {"enabled": True}}, "autoscaling.enabled and keda.enabled"),
+        (
+            {
+                **DEFAULTS,
+                "worker": {"drainTimeoutSeconds": 60, "terminationGracePeriodSeconds": 30},
+            },
+            "worker.terminationGracePeriodSeconds",
+        ),
+        ({}, "database.existingSecret"),
+        ({**DEFAULTS, "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "minReplicas"),
+        ({**DEFAULTS, "replicas": 3}, "replicas"),
+        ({**DEFAULTS, "worker": {"concurrency": "ten"}}, "concurrency"),
+        ({"database": {"url": "mysql://x"}}, "url"),
+    ],
+    ids=[
+        "two-scalers",
+        "grace-below-drain",
+        "no-database",
+        "min-above-max",
+        "unknown-key",
+        "wrong-type",
+        "bad-url",
+    ],
+)
+def test_bad_values_fail_the_install_naming_the_key(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm_python.HelmError) as failure:
+        render(values)
+    assert message in str(failure.value)
