@@ -1,0 +1,203 @@
+"""A real Prometheus scrapes the real API and worker: every dashboard, alert and autoscaling
+query of the chart evaluates against what the services really export."""
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from dbos import DBOSClient
+
+from services import contract
+from tests.conftest import NewDatabase
+from tests.support.chart import (
+    adapter_query,
+    alert_rules,
+    dashboard_exprs,
+    dashboard_variables,
+    find,
+    render,
+    rules_file,
+    substitute,
+)
+from tests.support.polling import wait_for
+from tests.support.processes import Api, WorkerProcess, free_port, start_worker, wait_worker_ready
+from tests.support.tools import require_tool
+
+pytestmark = pytest.mark.postgres
+NAMESPACE = "ci"
+CONCURRENCY = 10
+# Series of kube-state-metrics: only a cluster has them. Their expressions are parsed by
+# promtool in tests/chart; here they are left out.
+NEEDS_A_CLUSTER = re.compile(r"\bkube_")
+
+
+class Prometheus:
+    def __init__(self, config: Path, workdir: Path) -> None:
+        binary = require_tool("prometheus", "Debian package prometheus")
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self._log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'tsdb'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = response.json()
+        assert body["status"] == "success", (expr, body)
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def system(
+    new_migrated_database: NewDatabase, workdir: Path
+) -> Iterator[tuple[str, Api, WorkerProcess]]:
+    url = new_migrated_database("postgres")
+    tmp_path = workdir
+    worker = start_worker(url, tmp_path, WORKER_CONCURRENCY=str(CONCURRENCY))
+    api = Api(url, tmp_path)
+    try:
+        wait_worker_ready(worker)
+        api.wait_ready()
+        # One workflow of a version no worker runs, before the first scrape (stranded work is
+        # read every 30 s): it stays queued, so age, stranded work and load have values.
+        client = DBOSClient(system_database_url=url)
+        client.enqueue(
+            {
+                "queue_name": contract.QUEUE_NAME,
+                "workflow_name": contract.WORKFLOW_NAME,
+                "app_version": "2",
+            },
+            1,
+            0.0,
+        )
+        client.destroy()
+        yield url, api, worker
+    finally:
+        api.stop()
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(system: tuple[str, Api, WorkerProcess], workdir: Path) -> Iterator[Prometheus]:
+    _, api, worker = system
+    tmp_path = workdir
+    objects = render({"database": {"existingSecret": "db"}})
+    (tmp_path / "rules.yaml").write_text(rules_file(objects).replace('"jobs"', f'"{NAMESPACE}"'))
+    labels = {"namespace": NAMESPACE}  # what the ServiceMonitors' scrapes add in a cluster
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(tmp_path / "rules.yaml")],
+        "scrape_configs": [
+            {
+                "job_name": "api",
+                "static_configs": [
+                    {"targets": [api.url.removeprefix("http://")], "labels": labels}
+                ],
+            },
+            {
+                "job_name": "worker",
+                "static_configs": [
+                    {"targets": [worker.probe_url.removeprefix("http://")], "labels": labels}
+                ],
+            },
+        ],
+    }
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    server = Prometheus(tmp_path / "prometheus.yml", tmp_path)
+    try:
+
+        def both_up() -> bool:
+            try:
+                return len(server.query("up == 1")) == 2
+            except httpx.TransportError:
+                return False
+
+        wait_for(both_up, timeout=60, interval=0.5, what="Prometheus scraping API and worker")
+        yield server
+    finally:
+        server.stop()
+
+
+def test_every_query_returns_data_from_the_real_services(
+    system: tuple[str, Api, WorkerProcess], prometheus: Prometheus
+) -> None:
+    _, api, _ = system
+    done = [api.enqueue(num_steps=2, step_seconds=0.05) for _ in range(5)]
+    for workflow_id in done:
+        api.wait_status(workflow_id, "SUCCESS")
+    api.http.get("/workflows")
+
+    exprs = [substitute(e, dashboard_variables(NAMESPACE)) for e in dashboard_exprs()]
+    local = [e for e in exprs if not NEEDS_A_CLUSTER.search(e)]
+    assert len(local) >= len(exprs) - 3
+    pending = set(local)
+
+    def all_answered() -> bool:
+        pending.difference_update({e for e in pending if prometheus.query(e)})
+        return not pending
+
+    wait_for(all_answered, timeout=90, interval=0.5, what=f"data for every query: {pending}")
+
+    # The autoscaling signal, as the HPA (through the adapter) and KEDA read it.
+    expected_load = 1 / CONCURRENCY  # one queued workflow, nothing running
+
+    def load_is_settled() -> list[dict[str, Any]] | None:
+        result = prometheus.query(adapter_query(NAMESPACE, contract.QUEUE_NAME))
+        return result if result and float(result[0]["value"][1]) == expected_load else None
+
+    wait_for(load_is_settled, timeout=30, interval=0.5, what="adapter query to read the load")
+    keda = find(
+        render(
+            {
+                "database": {"existingSecret": "db"},
+                "autoscaling": {"enabled": False},
+                "keda": {"enabled": True},
+            }
+        ),
+        "ScaledObject",
+    )
+    keda_query = keda["spec"]["triggers"][0]["metadata"]["query"].replace(
+        '"jobs"', f'"{NAMESPACE}"'
+    )
+    assert float(prometheus.query(keda_query)[0]["value"][1]) == expected_load
+
+
+def test_alert_rules_load_and_evaluate_in_prometheus(prometheus: Prometheus) -> None:
+    def evaluated() -> list[dict[str, Any]] | None:
+        groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        return (
+            rules
+            if rules
+            and all(
+                r.get("lastEvaluation", "").startswith("2")
+                and not r["lastEvaluation"].startswith("0001")
+                for r in rules
+            )
+            else None
+        )
+
+    rules = wait_for(evaluated, timeout=30, interval=0.5, what="every rule evaluated")
+    expected = {r["alert"] for r in alert_rules(render({"database": {"existingSecret": "db"}}))}
+    assert {r["name"] for r in rules} == expected
+    assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
+    firing = {r["name"] for r in rules if r["state"] == "firing"}
+    assert "QueueWorkerQueueMetricAbsent" not in firing  # the load metric is there
