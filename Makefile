@@ -2,6 +2,8 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PIP_VERSION := 26.3
+IMAGE ?= ghcr.io/dbos-queue-worker/dbos-queue-worker
+VERSION ?= 0.1.0
 
 .PHONY: help  ## list the targets
 help:
@@ -31,6 +33,11 @@ run-worker: install
 .PHONY: test  ## run the whole test suite, on SQLite and on PostgreSQL
 test: install
 	$(PYTHON) -m pytest
+
+.PHONY: images  ## build the api and worker images (needs a Docker engine)
+images:
+	docker build --file docker/Dockerfile --target api --build-arg VERSION=$(VERSION) --tag $(IMAGE)-api:$(VERSION) .
+	docker build --file docker/Dockerfile --target worker --build-arg VERSION=$(VERSION) --tag $(IMAGE)-worker:$(VERSION) .
 
 .PHONY: bench  ## queue metrics and listing at 1M+100k workflows on PostgreSQL (prints Markdown)
 bench: install

@@ -7,6 +7,7 @@ from typing import Any
 import helm_python
 import kubernetes_validate
 import pytest
+import yaml
 
 from services import contract
 from tests.support.chart import (
@@ -218,3 +219,22 @@ def test_bad_values_fail_the_install_naming_the_key(values: dict[str, Any], mess
     with pytest.raises(helm_python.HelmError) as failure:
         render(values)
     assert message in str(failure.value)
+
+
+def test_the_chart_readme_documents_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def documented_prefixes(node: dict[str, Any], prefix: str = "") -> list[str]:
+        keys = []
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if f"`{path}`" in readme:
+                keys.append(path)
+            elif isinstance(value, dict) and value:
+                keys.extend(documented_prefixes(value, path + "."))
+            else:
+                pytest.fail(f"value {path} is not documented in the chart README")
+        return keys
+
+    assert documented_prefixes(values)
