@@ -238,3 +238,23 @@ def test_the_chart_readme_documents_every_value() -> None:
         return keys
 
     assert documented_prefixes(values)
+
+
+def test_no_container_sets_a_variable_twice(scenario: Path) -> None:
+    for owner, _, container in _containers(render(values_of(scenario))):
+        names = [e["name"] for e in container["env"]]
+        assert len(names) == len(set(names)), (owner, names)
+
+
+def test_the_migration_job_can_connect_as_the_schema_owner() -> None:
+    values = {"database": {"existingSecret": "app", "migration": {"existingSecret": "owner"}}}
+    objects = render(values)
+    job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
+    api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    secret_of = {
+        e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for e in job["env"]
+    }
+    assert secret_of["DBOS_SYSTEM_DATABASE_URL"] == "owner"
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in api["env"][:1]} == {
+        "DBOS_SYSTEM_DATABASE_URL": "app"
+    }

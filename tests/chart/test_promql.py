@@ -196,3 +196,29 @@ def test_keda_alerts_watch_the_hpa_keda_makes(alert: str) -> None:
     objects = render({**DEFAULTS, "autoscaling": {"enabled": False}, "keda": {"enabled": True}})
     (rule,) = [r for r in alert_rules(objects) if r["alert"] == alert]
     assert f'horizontalpodautoscaler="keda-hpa-{HPA}"' in rule["expr"]
+
+
+def test_at_max_replicas_counts_workers_needed_at_the_configured_target(tmp_path: Path) -> None:
+    # Target 0.5 load per worker: a load of 7 needs 14 workers, more than the maximum of 10.
+    objects = render({**DEFAULTS, "autoscaling": {"targetLoadPerWorker": "0.5"}})
+    (tmp_path / "rules.yaml").write_text(rules_file(objects))
+    hpa = {"horizontalpodautoscaler": HPA}
+    test = {
+        "interval": "1m",
+        "input_series": [
+            _series("kube_horizontalpodautoscaler_status_current_replicas", "10x30", **hpa),
+            _series("kube_horizontalpodautoscaler_spec_max_replicas", "10x30", **hpa),
+            _series("queue_worker_queue_load", "7x30", queue=contract.QUEUE_NAME),
+        ],
+        "alert_rule_test": [
+            {
+                "eval_time": "20m",
+                "alertname": "QueueWorkerAtMaxReplicas",
+                "exp_alerts": [_expected(objects, "QueueWorkerAtMaxReplicas", "14", **hpa)],
+            }
+        ],
+    }
+    spec = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [test]}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(spec))
+    tested = _promtool("test", "rules", str(tmp_path / "tests.yaml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr

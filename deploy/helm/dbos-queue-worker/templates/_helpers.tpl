@@ -64,19 +64,29 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* Environment both services read. */}}
-{{- define "dqw.commonEnv" -}}
+{{/* The database URL, always from a Secret; pass (dict "name" ... "key" ...). */}}
+{{- define "dqw.databaseEnv" -}}
 - name: DBOS_SYSTEM_DATABASE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "dqw.databaseSecretName" . }}
-      key: {{ .Values.database.secretKey }}
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end -}}
+
+{{/* Environment every container reads. */}}
+{{- define "dqw.settingsEnv" -}}
 - name: DBOS__APPVERSION
   value: {{ .Values.applicationVersion | quote }}
 - name: EXECUTOR_GRACE_SECONDS
   value: {{ .Values.executorGraceSeconds | quote }}
 - name: LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+{{- end -}}
+
+{{/* Environment both services read. */}}
+{{- define "dqw.commonEnv" -}}
+{{ include "dqw.databaseEnv" (dict "name" (include "dqw.databaseSecretName" .) "key" .Values.database.secretKey) }}
+{{ include "dqw.settingsEnv" . }}
 {{- end -}}
 
 {{/* Cross-field checks: a wrong combination fails the install with the key to fix. */}}
