@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -27,22 +28,29 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-async def _db(fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking database work off the event loop, mapping its failures to problems."""
+async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking database work off the event loop, mapping its failures to problems.
+
+    Bounded in time: some waits (SQLite's lock, DBOS's own retries on it) have no limit of
+    their own. A request past the deadline answers 503 while its thread finishes on its own,
+    so a client that retries should send an Idempotency-Key.
+    """
+    settings: ApiSettings = request.state.settings
     try:
-        return await run_in_threadpool(fn, *args)
+        with anyio.fail_after(settings.request_timeout_seconds):
+            return await anyio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
     except WorkflowNotFound as exc:
         raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
     except WorkflowConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from None
     except Exception as exc:
-        if not is_unavailable(exc):
+        if not (isinstance(exc, TimeoutError) or is_unavailable(exc)):
             raise
         logger.warning("api.database_unavailable error=%s", type(exc).__name__)
         raise Problem(
             503,
             "Service Unavailable",
-            "the database is unavailable; retry shortly",
+            "the database is unavailable or too slow; retry shortly",
             headers={"Retry-After": "1"},
         ) from None
 
@@ -107,7 +115,9 @@ async def enqueue_workflow(request: Request) -> Response:
         workflow_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    workflow_id, replayed = await _db(_workflows(request).enqueue, enqueue_request, workflow_id)
+    workflow_id, replayed = await _db(
+        request, _workflows(request).enqueue, enqueue_request, workflow_id
+    )
     location = request.url_for("get_workflow", workflow_id=workflow_id).path
     headers = {"Location": location}
     if replayed:
@@ -125,7 +135,7 @@ async def list_workflows(request: Request) -> Response:
         after = schemas.decode_cursor(params.get("cursor"))
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    records = await _db(_workflows(request).list_page, limit, after, status)
+    records = await _db(request, _workflows(request).list_page, limit, after, status)
     next_cursor = None
     if len(records) == limit:
         last = records[-1]
@@ -136,17 +146,17 @@ async def list_workflows(request: Request) -> Response:
 
 
 async def get_workflow(request: Request) -> Response:
-    record = await _db(_workflows(request).get, request.path_params["workflow_id"])
+    record = await _db(request, _workflows(request).get, request.path_params["workflow_id"])
     return JSONResponse(schemas.workflow_json(record))
 
 
 async def cancel_workflow(request: Request) -> Response:
-    record = await _db(_workflows(request).cancel, request.path_params["workflow_id"])
+    record = await _db(request, _workflows(request).cancel, request.path_params["workflow_id"])
     return JSONResponse(schemas.workflow_json(record), status_code=202)
 
 
 async def resume_workflow(request: Request) -> Response:
-    record = await _db(_workflows(request).resume, request.path_params["workflow_id"])
+    record = await _db(request, _workflows(request).resume, request.path_params["workflow_id"])
     return JSONResponse(schemas.workflow_json(record), status_code=202)
 
 
@@ -154,7 +164,7 @@ async def list_executors(request: Request) -> Response:
     fleet: Fleet = request.state.fleet
     settings: ApiSettings = request.state.settings
     grace_ms = int(settings.executor_grace_seconds * 1000)
-    snapshot = await _db(fleet.snapshot, grace_ms)
+    snapshot = await _db(request, fleet.snapshot, grace_ms)
     return JSONResponse(schemas.fleet_json(snapshot, settings.executor_grace_seconds))
 
 

@@ -41,6 +41,8 @@ class ApiSettings(BaseModel):
     metrics_cache_seconds: float = Field(2.0, alias="API_METRICS_CACHE_SECONDS", ge=0, le=60)
     # uvicorn processes; above 1, HTTP metrics are shared through PROMETHEUS_MULTIPROC_DIR.
     workers: int = Field(1, alias="API_WORKERS", ge=1, le=64)
+    # Upper bound on a request's database work, whatever it waits for.
+    request_timeout_seconds: float = Field(20.0, alias="API_REQUEST_TIMEOUT_SECONDS", gt=0, le=300)
     readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 

@@ -1,12 +1,18 @@
 """With its database unreachable the API stays up and answers fast: 503s, never hung requests."""
 
 import re
+import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from tests.conftest import NewDatabase
+from tests.support.databases import count_workflows
+from tests.support.polling import wait_for
 from tests.support.processes import Api, free_port
 
 # Requests must fail well inside DBOS's default retry window (tens of seconds).
@@ -65,3 +71,32 @@ def test_liveness_and_metrics_still_answer(api_without_database: Api) -> None:
 def test_secrets_stay_out_of_the_logs(api_without_database: Api) -> None:
     api_without_database.http.get("/workflows")
     assert "never-logged" not in api_without_database.service.log()
+
+
+def test_a_locked_sqlite_database_gives_503_not_a_hung_request(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    url = new_migrated_database("sqlite")
+    api = Api(url, tmp_path, API_REQUEST_TIMEOUT_SECONDS="2")
+    key = {"Idempotency-Key": f"locked-{uuid.uuid4()}"}
+    blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        api.wait_ready()
+        blocker.execute("BEGIN EXCLUSIVE")  # another process holding SQLite's write lock
+        started = time.monotonic()
+        locked = api.http.post("/workflows", headers=key)
+        assert locked.status_code == 503, locked.text
+        assert time.monotonic() - started < 2 + FAST_SECONDS
+        blocker.execute("ROLLBACK")
+
+        # The retry, with the same key, yields one workflow whatever became of the first try.
+        def accepted() -> httpx.Response | None:
+            response = api.http.post("/workflows", headers=key)
+            return response if response.status_code == 202 else None
+
+        retried = wait_for(accepted, timeout=30, what="the retry to be accepted")
+        assert count_workflows(url) == 1
+        assert api.workflow(retried.json()["workflow_id"])["status"] == "ENQUEUED"
+    finally:
+        blocker.close()
+        api.stop()
