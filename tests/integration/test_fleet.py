@@ -1,6 +1,5 @@
 """Dead workers' work is visible and recovered; stranded versions are visible; retention."""
 
-import re
 import signal
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import pytest
 
 from tests.conftest import BACKENDS, NewDatabase
 from tests.support.fleet import SystemDatabase
+from tests.support.metrics import sample
 from tests.support.polling import wait_for
 from tests.support.processes import Api, start_worker, wait_worker_ready
 
@@ -19,10 +19,7 @@ FAST_FLEET = {
 
 
 def _metric(api: Api, name: str, **labels: str) -> float | None:
-    text = api.http.get("/metrics").text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))  # exposition order
-    match = re.search(rf"^{name}\{{{wanted}\}} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else None
+    return sample(api.http.get("/metrics").text, name, **labels)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,6 +1,5 @@
 """Listing pages and queue metrics, on an API with no worker so every workflow stays queued."""
 
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -8,6 +7,7 @@ import httpx
 
 from tests.integration.conftest import Stack
 from tests.support.databases import count_workflows
+from tests.support.metrics import sample
 
 
 def _all_pages(stack: Stack, limit: int, **params: str) -> list[list[dict[str, object]]]:
@@ -60,12 +60,8 @@ def test_metrics_report_queue_depth_from_the_database(idle_stack: Stack) -> None
 def _enqueued_sample(stack: Stack) -> float:
     response = stack.api.http.get("/metrics")
     assert response.status_code == 200
-    match = re.search(
-        r'^queue_worker_queue_workflows\{queue="workflow-queue",status="enqueued"\} (\S+)$',
-        response.text,
-        re.MULTILINE,
-    )
-    return float(match.group(1)) if match else 0.0
+    labels = {"queue": "workflow-queue", "status": "enqueued"}
+    return sample(response.text, "queue_worker_queue_workflows", **labels) or 0.0
 
 
 def test_concurrent_resumes_put_a_workflow_back_once(idle_stack: Stack) -> None:

@@ -1,19 +1,17 @@
 """Each worker's own /healthz, /readyz and /metrics, from the real worker process."""
 
-import re
 import subprocess
 
 import httpx
 
 from tests.integration.conftest import Stack
+from tests.support.metrics import sample
 from tests.support.polling import wait_for
 from tests.support.tools import require_tool
 
 
 def _sample(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    match = re.search(rf"^{name}\{{{wanted}\}} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+    return sample(text, name, **labels) or 0.0
 
 
 def test_worker_probes_and_metrics_follow_its_work(stack: Stack) -> None:
