@@ -52,7 +52,11 @@ def create_app(settings: ApiSettings) -> Starlette:
         )
         store, fleet = Store(engine), Fleet(engine)
         grace_ms = int(settings.executor_grace_seconds * 1000)
-        metrics.attach(QueueCollector(fleet, grace_ms, settings.metrics_cache_seconds))
+        metrics.attach(
+            QueueCollector(
+                fleet, grace_ms, settings.metrics_cache_seconds, metrics.collection_errors
+            )
+        )
         logger.info("api.started database=%s", engine.dialect.name)
         try:
             yield {

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from services.api.fleet import Fleet, FleetSnapshot
@@ -33,14 +33,14 @@ class QueueCollector(Collector):
     autoscaler reading them holds its size instead of seeing zero, and it counts the failure.
     """
 
-    def __init__(self, fleet: Fleet, grace_ms: int, cache_seconds: float) -> None:
+    def __init__(self, fleet: Fleet, grace_ms: int, cache_seconds: float, errors: Counter) -> None:
         self._fleet = fleet
         self._grace_ms = grace_ms
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()  # one database read at a time; the others wait for it
         self._cached: tuple[float, FleetSnapshot | None] | None = None
         self._stranded: tuple[float, list[tuple[str, str, int]]] | None = None
-        self._errors = 0
+        self._errors = errors
 
     def snapshot(self) -> FleetSnapshot | None:
         with self._lock:
@@ -56,7 +56,7 @@ class QueueCollector(Collector):
                 )
             except Exception as exc:
                 logger.warning("metrics.collection_failed error=%s", type(exc).__name__)
-                self._errors += 1
+                self._errors.inc()
                 snapshot = None
             if snapshot is not None:
                 if snapshot.stranded is not None:
@@ -70,11 +70,6 @@ class QueueCollector(Collector):
         snapshot = self.snapshot()
         if snapshot is not None:
             yield from queue_metrics(snapshot)
-        yield CounterMetricFamily(
-            "queue_worker_metrics_collection_errors",
-            "Scrapes whose queue metrics could not be read from the database.",
-            value=self._errors,
-        )
 
 
 def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
@@ -163,31 +158,33 @@ def multiprocess_dir() -> str | None:
 
 
 class Metrics:
-    """What /metrics serves: HTTP metrics of this process (or of all, in multiprocess mode) and,
-    once the lifespan has a database, the queue collector."""
+    """What /metrics serves: the queue collector (once the lifespan has a database), HTTP
+    metrics and the collection-error counter of this process, or of all of them in
+    multiprocess mode (values in files under PROMETHEUS_MULTIPROC_DIR)."""
 
     def __init__(self) -> None:
-        shared = multiprocess_dir() is not None
-        # In multiprocess mode values live in files, read back at scrape time.
-        self._registry = None if shared else CollectorRegistry()
-        self.http = HttpMetrics(self._registry)
+        self.http = HttpMetrics(registry=None)
+        self.collection_errors = Counter(
+            "queue_worker_metrics_collection_errors",
+            "Database reads for queue metrics that failed (their scrapes had no queue samples).",
+            registry=None,
+        )
         self._queue: QueueCollector | None = None
 
     def attach(self, queue: QueueCollector) -> None:
         self._queue = queue
-        if self._registry is not None:
-            self._registry.register(queue)
 
     def detach(self) -> None:
-        if self._registry is not None and self._queue is not None:
-            self._registry.unregister(self._queue)
         self._queue = None
 
     def registry(self) -> CollectorRegistry:
-        if self._registry is not None:
-            return self._registry
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry = CollectorRegistry(auto_describe=False)
+        # The queue collector first: a failed read counts an error that this scrape must show.
         if self._queue is not None:
             registry.register(self._queue)
+        if multiprocess_dir() is not None:
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            for metric in (self.http.requests, self.http.duration, self.collection_errors):
+                registry.register(metric)
         return registry
