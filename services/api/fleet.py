@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from services.api.tables import heartbeats, now_ms, queues, with_schemas, workflow_status
 
+# The statuses that make up a queue's depth (the metrics report each, 0 when none).
 QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
 
 

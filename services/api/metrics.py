@@ -16,12 +16,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from services.api.fleet import Fleet, FleetSnapshot
+from services.api.fleet import QUEUED_STATUSES, Fleet, FleetSnapshot
 from services.contract import METRIC_PREFIX, QUEUE_LOAD_METRIC
 
 logger = logging.getLogger(__name__)
 
-QUEUE_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
 STRANDED_REFRESH_SECONDS = 30.0
 
 
@@ -85,7 +84,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     )
     capacity = _gauge("queue_worker_concurrency", "Workflows one worker runs at once.", "queue")
     for queue in queue_names:
-        for status in QUEUE_STATUSES:
+        for status in QUEUED_STATUSES:
             depth.add_metric([queue, status.lower()], counts.get((queue, status), 0))
         per_worker = concurrency.get(queue)
         if per_worker:
