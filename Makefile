@@ -34,6 +34,10 @@ run-worker: install
 test: install
 	$(PYTHON) -m pytest
 
+.PHONY: tools  ## install the Debian packages the full suite needs (prometheus, promtool, chromium, procps)
+tools:
+	bash tests/tools.sh
+
 .PHONY: images  ## build the api and worker images (needs a Docker engine)
 images:
 	docker build --file docker/Dockerfile --target api --build-arg VERSION=$(VERSION) --tag $(IMAGE)-api:$(VERSION) .

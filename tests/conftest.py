@@ -1,12 +1,21 @@
-"""Fixtures for the tiers that talk to a real database (integration, e2e)."""
+"""Fixtures for the tiers that talk to a real database (integration, e2e), and the check of the
+external tools a test declares with `@pytest.mark.requires_tool(...)`."""
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.databases import PostgresServer, migrate, postgres_server
+from tests.support.tools import (
+    HINT,
+    TOOLS,
+    check_tools,
+    in_ci,
+    missing,
+    unknown_tools,
+    why_missing,
+)
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -14,6 +23,31 @@ BACKENDS = [
 ]
 
 NewDatabase = Callable[[str], str]
+
+
+def _required_tools(item: pytest.Item) -> tuple[str, ...]:
+    return tuple(name for marker in item.iter_markers("requires_tool") for name in marker.args)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tools = _required_tools(item)
+        if (item.get_closest_marker("requires_tool") and not tools) or unknown_tools(tools):
+            raise pytest.UsageError(
+                f"{item.nodeid}: requires_tool{tools} names no tool or unknown ones; "
+                f"known tools: {sorted(TOOLS)}"
+            )
+        # Skipped where a tool is missing, before any fixture runs (and reported at the test).
+        if tools and not in_ci() and (reason := why_missing(tools)):
+            item.add_marker(pytest.mark.skip(reason=f"{reason}; {HINT}"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before any fixture: in CI a missing tool fails the test, and starts nothing for nothing.
+    # (Elsewhere the skip marker added at collection has done its work already.)
+    if in_ci() and (tools := _required_tools(item)):
+        check_tools(tools)
 
 
 @pytest.fixture(scope="session")
@@ -33,9 +67,11 @@ def new_database(
             path = tmp_path_factory.mktemp("sqlite") / "dbos_queue_worker.sqlite"
             return f"sqlite:///{path}"
         if postgres is None:
-            if os.environ.get("CI"):
-                pytest.fail("no PostgreSQL server found or startable; CI must run these tests")
-            pytest.skip("no PostgreSQL server found and none could be started here")
+            missing(
+                "no PostgreSQL server found and none could be started here",
+                "run one at 127.0.0.1:5432, set TEST_DATABASE_URL, or install the postgresql "
+                "package for a throwaway server",
+            )
         return postgres.create_database()
 
     return create

@@ -23,13 +23,14 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    chromium = require_tool("chromium", "Debian package chromium")
+    chromium = require_tool("chromium")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
 
 
+@pytest.mark.requires_tool("chromium")
 def test_enqueue_from_the_page_and_watch_it_finish(
     browser: Browser, new_migrated_database: NewDatabase, tmp_path: Path
 ) -> None:
