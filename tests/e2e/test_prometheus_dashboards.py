@@ -28,7 +28,7 @@ from tests.support.polling import wait_for
 from tests.support.processes import Api, WorkerProcess, free_port, start_worker, wait_worker_ready
 from tests.support.tools import require_tool
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.requires_tool("prometheus")]
 NAMESPACE = "ci"
 CONCURRENCY = 10
 # Series of kube-state-metrics: only a cluster has them. Their expressions are parsed by
@@ -38,9 +38,10 @@ NEEDS_A_CLUSTER = re.compile(r"\bkube_")
 
 class Prometheus:
     def __init__(self, config: Path, workdir: Path) -> None:
-        binary = require_tool("prometheus", "Debian package prometheus")
+        binary = require_tool("prometheus")
         self.url = f"http://127.0.0.1:{free_port()}"
-        self._log = open(workdir / "prometheus.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.log_path = workdir / "prometheus.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
             [
                 binary,
@@ -52,11 +53,38 @@ class Prometheus:
             stderr=subprocess.STDOUT,
         )
 
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Until /-/ready answers 200: before that, Prometheus answers 503 in plain text."""
+
+        def ready() -> bool:
+            assert self.process.poll() is None, (
+                f"Prometheus exited:\n{self.log_path.read_text(errors='replace')}"
+            )
+            try:
+                return httpx.get(f"{self.url}/-/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout=timeout, interval=0.2, what=f"Prometheus ready ({self.log_path})")
+
+    def get(self, path: str, **params: str) -> Any:
+        """The `data` of a successful API answer; a clear failure for anything else."""
+        response = httpx.get(f"{self.url}{path}", params=params, timeout=10)
+        try:
+            body = response.json()
+        except ValueError:
+            raise AssertionError(
+                f"Prometheus answered {path} {params} with {response.status_code} "
+                f"{response.reason_phrase} and a body that is not JSON: {response.text[:500]!r}"
+            ) from None
+        succeeded = isinstance(body, dict) and body.get("status") == "success"
+        assert response.status_code == 200 and succeeded, (
+            f"Prometheus answered {path} {params} with {response.status_code}: {body}"
+        )
+        return body["data"]
+
     def query(self, expr: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
-        body = response.json()
-        assert body["status"] == "success", (expr, body)
-        result: list[dict[str, Any]] = body["data"]["result"]
+        result: list[dict[str, Any]] = self.get("/api/v1/query", query=expr)["result"]
         return result
 
     def stop(self) -> None:
@@ -123,14 +151,13 @@ def prometheus(system: tuple[str, Api, WorkerProcess], workdir: Path) -> Iterato
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     server = Prometheus(tmp_path / "prometheus.yml", tmp_path)
     try:
-
-        def both_up() -> bool:
-            try:
-                return len(server.query("up == 1")) == 2
-            except httpx.TransportError:
-                return False
-
-        wait_for(both_up, timeout=60, interval=0.5, what="Prometheus scraping API and worker")
+        server.wait_ready()
+        wait_for(
+            lambda: len(server.query("up == 1")) == 2,
+            timeout=60,
+            interval=0.5,
+            what="Prometheus scraping API and worker",
+        )
         yield server
     finally:
         server.stop()
@@ -182,7 +209,7 @@ def test_every_query_returns_data_from_the_real_services(
 
 def test_alert_rules_load_and_evaluate_in_prometheus(prometheus: Prometheus) -> None:
     def evaluated() -> list[dict[str, Any]] | None:
-        groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        groups = prometheus.get("/api/v1/rules")["groups"]
         rules = [r for g in groups for r in g["rules"]]
         return (
             rules
