@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.databases import PostgresServer, migrate, postgres_server
+from tests.support.databases import (
+    PostgresServer,
+    ThrowawayPostgres,
+    copy_sqlite_database,
+    migrate,
+    postgres_server,
+)
 from tests.support.tools import (
     HINT,
     TOOLS,
@@ -78,13 +84,46 @@ def new_database(
 
 
 @pytest.fixture(scope="session")
-def new_migrated_database(new_database: NewDatabase) -> NewDatabase:
+def new_migrated_database(
+    postgres: PostgresServer | None,
+    new_database: NewDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> NewDatabase:
+    """Returns a URL of a new database of the given backend, migrated as a deployment does.
+
+    The real `python -m services.worker migrate` runs once per backend and session, on a
+    template; each database is a copy of it (CREATE DATABASE ... TEMPLATE, or a file copy).
+    """
+    templates: dict[str, str] = {}
+
+    def template(backend: str) -> str:
+        if backend not in templates:
+            url = new_database(backend)
+            migrate(url)  # a subprocess: its connections are gone when it returns
+            if postgres is not None and backend == "postgres":
+                postgres.make_template(url)
+            templates[backend] = url
+        return templates[backend]
+
     def create(backend: str) -> str:
-        url = new_database(backend)
-        migrate(url)
-        return url
+        source = template(backend)
+        if backend == "sqlite":
+            return copy_sqlite_database(source, tmp_path_factory.mktemp("sqlite"))
+        assert postgres is not None
+        return postgres.create_database(template=source)
 
     return create
+
+
+@pytest.fixture
+def throwaway_postgres() -> Iterator[ThrowawayPostgres]:
+    """A started PostgreSQL server of the test's own, on a free port; removed after the test."""
+    try:
+        server = ThrowawayPostgres()
+    except FileNotFoundError as exc:
+        missing(str(exc), "install the Debian package postgresql")
+    with server:
+        yield server
 
 
 @pytest.fixture(scope="module")
