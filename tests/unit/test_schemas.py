@@ -1,11 +1,15 @@
 """Request validation, cursors and idempotency ids, without a database."""
 
+import base64
+import json
+
 import pytest
 from pydantic import ValidationError
 
 from services import contract
 from services.api import schemas
-from services.api.store import PageKey
+from services.api.openapi import openapi_document
+from services.api.store import PageKey, WorkflowRecord
 
 
 def test_empty_request_takes_the_seed_defaults() -> None:
@@ -22,8 +26,17 @@ def test_integer_step_seconds_are_accepted_as_seconds() -> None:
     "body",
     [
         b'{"num_steps": "3"}',
-        b'{"num_steps": 3.0}',
+        b'{"num_steps": 2.5}',
         b'{"num_steps": false}',
+        b'{"num_steps": NaN}',
+        b'{"num_steps": Infinity}',
+        b'{"num_steps": 1000.5}',
+        b'{"num_steps": 1e300}',
+        b'{"priority": 1.5}',
+        b'{"priority": "5"}',
+        b'{"priority": true}',
+        b'{"priority": NaN}',
+        b'{"priority": 2147483648.0}',
         b'{"num_steps": 1001}',
         b'{"step_seconds": 60.5}',
         b'{"priority": 0}',
@@ -36,12 +49,89 @@ def test_invalid_requests_are_rejected(body: bytes) -> None:
         schemas.EnqueueRequest.model_validate_json(body)
 
 
+@pytest.mark.parametrize(
+    ("body", "num_steps", "priority"),
+    [
+        (b'{"num_steps": 5.0}', 5, None),
+        (b'{"priority": 5229.0}', 10, 5229),
+        (b'{"num_steps": 1000.0, "priority": 2147483647.0}', 1000, 2147483647),
+        (b'{"num_steps": 1e1}', 10, None),
+    ],
+)
+def test_integral_floats_are_integers(body: bytes, num_steps: int, priority: int | None) -> None:
+    request = schemas.EnqueueRequest.model_validate_json(body)
+    assert (request.num_steps, request.priority) == (num_steps, priority)
+    assert type(request.num_steps) is int
+    assert priority is None or type(request.priority) is int
+
+
+def _stored(num_steps: object, step_seconds: object, priority: int = 0) -> WorkflowRecord:
+    return WorkflowRecord(
+        workflow_id="w",
+        status="ENQUEUED",
+        queue_name="q",
+        executor_id=None,
+        application_version="1",
+        priority=priority,
+        created_at_ms=0,
+        updated_at_ms=0,
+        steps_completed=0,
+        num_steps=None,
+        inputs={"positionalArgs": [num_steps, step_seconds], "namedArgs": {}},
+    )
+
+
+def test_an_integral_float_is_the_same_request_as_its_integer() -> None:
+    stored = _stored(5, 1.0, priority=7)
+    retry = schemas.EnqueueRequest.model_validate_json(b'{"num_steps": 5.0, "priority": 7.0}')
+    assert schemas.same_request(stored, retry)
+    assert json.dumps(retry.workflow_args()) == json.dumps(
+        schemas.EnqueueRequest(num_steps=5, priority=7).workflow_args()
+    )
+    other = schemas.EnqueueRequest.model_validate_json(b'{"num_steps": 6.0, "priority": 7}')
+    assert not schemas.same_request(stored, other)
+
+
+def test_openapi_still_says_integer() -> None:
+    body = openapi_document()["components"]["schemas"]["EnqueueRequest"]["properties"]
+    assert body["num_steps"]["type"] == "integer"
+    assert {"type": "integer", "minimum": 1, "maximum": 2**31 - 1} in body["priority"]["anyOf"]
+
+
 def test_cursor_round_trips() -> None:
     key = PageKey(1_780_000_000_123, "0b9f-id")
     assert schemas.decode_cursor(schemas.encode_cursor(key)) == key
 
 
-@pytest.mark.parametrize("cursor", ["", "!!!", "bnVsbA", "WyJhIiwiYiJd", "WzEsMl0"])
+@pytest.mark.parametrize("created_at_ms", [2**63 - 1, -(2**63), 0])
+def test_cursor_numbers_in_the_bigint_range_round_trip(created_at_ms: int) -> None:
+    key = PageKey(created_at_ms, "é" * 255)
+    assert schemas.decode_cursor(schemas.encode_cursor(key)) == key
+
+
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "!!!",
+        "bnVsbA",
+        "WyJhIiwiYiJd",
+        "WzEsMl0",
+        _cursor(json.dumps([2**63, "x"]).encode()),
+        _cursor(json.dumps([-(2**63) - 1, "x"]).encode()),
+        _cursor(json.dumps([99999999999999999999, "x"]).encode()),
+        _cursor(json.dumps([True, "x"]).encode()),
+        _cursor(json.dumps([1, "a\u0000b"]).encode()),
+        _cursor(json.dumps([1, ""]).encode()),
+        _cursor(json.dumps([1, "x" * 256]).encode()),
+        _cursor(b'[1,"\\ud800"]'),
+        _cursor(b"[" * 5000),
+    ],
+)
 def test_bad_cursors_are_invalid_input(cursor: str) -> None:
     with pytest.raises(schemas.InvalidInput, match="cursor"):
         schemas.decode_cursor(cursor)
@@ -64,7 +154,9 @@ def test_limits(raw: str | None, expected: int) -> None:
     assert schemas.parse_limit(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["0", "501", "-1", "1.5", "ten", ""])
+@pytest.mark.parametrize(
+    "raw", ["0", "501", "-1", "1.5", "ten", "", "\u00b2", "\uff15", "\u0663", "0" * 5000 + "1"]
+)
 def test_bad_limits(raw: str) -> None:
     with pytest.raises(schemas.InvalidInput, match="limit"):
         schemas.parse_limit(raw)
@@ -74,3 +166,29 @@ def test_status_filter_is_case_insensitive_and_checked() -> None:
     assert schemas.parse_status("pending") == "PENDING"
     with pytest.raises(schemas.InvalidInput, match="status"):
         schemas.parse_status("RUNNING")
+    with pytest.raises(schemas.InvalidInput, match="status"):
+        schemas.parse_status("\u017fuccess")  # long s: "SUCCESS" once upper-cased
+
+
+@pytest.mark.parametrize(
+    "workflow_id",
+    ["a842a02f-9da3-40e5-82c0-9e917bfb1587", "order-42", "x", "é" * 255, "with space", "a/b"],
+)
+def test_workflow_ids_within_the_rule(workflow_id: str) -> None:
+    assert schemas.parse_workflow_id(workflow_id) == workflow_id
+
+
+@pytest.mark.parametrize(
+    "workflow_id",
+    ["", "x" * 256, "a\x00b", "a\x01b", "tab\t", "a\x7fb", "a\x85b", "a\ud800b"],
+)
+def test_workflow_ids_outside_the_rule_are_invalid_input(workflow_id: str) -> None:
+    with pytest.raises(schemas.InvalidInput, match="workflow id must be"):
+        schemas.parse_workflow_id(workflow_id)
+
+
+def test_a_query_parameter_given_twice_is_invalid_input() -> None:
+    assert schemas.single_value("limit", []) is None
+    assert schemas.single_value("limit", ["5"]) == "5"
+    with pytest.raises(schemas.InvalidInput, match="limit must be given at most once"):
+        schemas.single_value("limit", ["5", "5"])
