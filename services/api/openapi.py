@@ -20,10 +20,24 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-_ID_PARAM = {"name": "workflow_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ID_PARAM = {
+    "name": "workflow_id",
+    "in": "path",
+    "required": True,
+    "description": schemas.WORKFLOW_ID_RULE,
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": schemas.MAX_WORKFLOW_ID_LENGTH,
+        "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+    },
+}
 _UNAVAILABLE = _problem("The database is unavailable; retry after the Retry-After delay")
 _NOT_FOUND = _problem("No workflow has this id")
 _CONFLICT = _problem("The workflow's status does not allow this")
+_BAD_ID = _problem("The workflow id breaks the rule for workflow ids")
+_CROSS_SITE = _problem("Sent by a browser from a page of another site (Sec-Fetch-Site: cross-site)")
+_NOT_JSON = _problem("A Content-Type other than application/json, even with an empty body")
 
 
 def _workflow_action(summary: str, operation_id: str) -> dict[str, Any]:
@@ -34,8 +48,11 @@ def _workflow_action(summary: str, operation_id: str) -> dict[str, Any]:
             "parameters": [_ID_PARAM],
             "responses": {
                 "202": _json(_WORKFLOW, "The workflow after the request"),
+                "400": _BAD_ID,
+                "403": _CROSS_SITE,
                 "404": _NOT_FOUND,
                 "409": _CONFLICT,
+                "415": _NOT_JSON,
                 "503": _UNAVAILABLE,
             },
         }
@@ -117,9 +134,10 @@ def openapi_document() -> dict[str, Any]:
                             "Enqueued (or, for a repeated Idempotency-Key, enqueued before)",
                         ),
                         "400": _problem("Malformed Idempotency-Key"),
+                        "403": _CROSS_SITE,
                         "409": _problem("Idempotency-Key already used for another request"),
                         "413": _problem("Body too large"),
-                        "415": _problem("Body is not JSON"),
+                        "415": _NOT_JSON,
                         "422": _problem("Body is not a valid enqueue request"),
                         "503": _UNAVAILABLE,
                     },
@@ -157,7 +175,7 @@ def openapi_document() -> dict[str, Any]:
                             },
                             "One page; pass next_cursor back as cursor for the next one",
                         ),
-                        "400": _problem("Bad limit, status or cursor"),
+                        "400": _problem("Bad limit, status or cursor, or one given twice"),
                         "503": _UNAVAILABLE,
                     },
                 },
@@ -169,6 +187,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_ID_PARAM],
                     "responses": {
                         "200": _json(_WORKFLOW, "The workflow"),
+                        "400": _BAD_ID,
                         "404": _NOT_FOUND,
                         "503": _UNAVAILABLE,
                     },

@@ -58,8 +58,14 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     titles = {404: "Not Found", 405: "Method Not Allowed"}
     title = titles.get(exc.status_code, "HTTP Error")
     detail = f"{request.method} {request.url.path}: {exc.detail}"
+    headers = dict(exc.headers or {})
+    if "Allow" in headers:
+        # Starlette joins a set: put the methods in a stable order.
+        methods = sorted(m.strip() for m in headers["Allow"].split(","))
+        headers["Allow"] = ", ".join(methods)
+        detail = f"{detail}; this path serves {headers['Allow']}"
     return problem_response(
-        Problem(exc.status_code, title, detail, headers=exc.headers), request.url.path
+        Problem(exc.status_code, title, detail, headers=headers), request.url.path
     )
 
 

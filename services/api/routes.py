@@ -1,9 +1,9 @@
 """HTTP endpoints. Handlers validate input, then run the blocking database work in a thread."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,6 +26,10 @@ from services.api.workflows import WorkflowConflict, WorkflowNotFound, Workflows
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+
+JSON_MEDIA_TYPE: Final = "application/json"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 
 
 async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
@@ -59,21 +63,55 @@ def _bad_request(exc: InvalidInput) -> Problem:
     return Problem(400, "Bad Request", str(exc))
 
 
+def _media_type(request: Request) -> str | None:
+    content_type = request.headers.get("content-type")
+    return None if content_type is None else content_type.split(";")[0].strip().lower()
+
+
+def _unsupported_media_type() -> Problem:
+    return Problem(
+        415,
+        "Unsupported Media Type",
+        f"send the request body as {JSON_MEDIA_TYPE} with Content-Type: {JSON_MEDIA_TYPE} "
+        "(an empty body may have no Content-Type)",
+    )
+
+
+def _guard_state_change(request: Request) -> None:
+    """What every request that may change state must pass, before anything else runs.
+
+    A browser page of another site can send a POST without asking (an HTML form, or fetch()
+    without a body): browsers mark it `Sec-Fetch-Site: cross-site`, which API clients never
+    send, and a form can only declare a form or text/plain Content-Type, never JSON.
+    """
+    if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+        raise Problem(
+            403,
+            "Forbidden",
+            "cross-site requests may not change anything: this one came from a page of "
+            "another site (Sec-Fetch-Site: cross-site)",
+        )
+    media_type = _media_type(request)
+    if media_type is not None and media_type != JSON_MEDIA_TYPE:
+        raise _unsupported_media_type()
+
+
 async def _read_json_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > schemas.MAX_BODY_BYTES:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > schemas.MAX_BODY_BYTES
+    ):
         raise _too_large()
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > schemas.MAX_BODY_BYTES:
             raise _too_large()
-    if body.strip():
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "application/json":
-            raise Problem(
-                415, "Unsupported Media Type", "send the request body as application/json"
-            )
+    if body.strip() and _media_type(request) != JSON_MEDIA_TYPE:
+        raise _unsupported_media_type()
     return bytes(body)
 
 
@@ -130,9 +168,9 @@ async def enqueue_workflow(request: Request) -> Response:
 async def list_workflows(request: Request) -> Response:
     params = request.query_params
     try:
-        limit = schemas.parse_limit(params.get("limit"))
-        status = schemas.parse_status(params.get("status"))
-        after = schemas.decode_cursor(params.get("cursor"))
+        limit = schemas.parse_limit(schemas.single_value("limit", params.getlist("limit")))
+        status = schemas.parse_status(schemas.single_value("status", params.getlist("status")))
+        after = schemas.decode_cursor(schemas.single_value("cursor", params.getlist("cursor")))
     except InvalidInput as exc:
         raise _bad_request(exc) from None
     records = await _db(request, _workflows(request).list_page, limit, after, status)
@@ -199,17 +237,41 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
+def _route(path: str, handlers: Mapping[str, Handler], name: str | None = None) -> Route:
+    """The one route of a path, answering each of its methods with that method's handler.
+
+    One route per path, so a 405's Allow header lists every method the path serves. Every
+    request passes here, so the checks that must never be forgotten are made here: the guard
+    of state-changing methods, and the rule for a {workflow_id} in the path.
+    """
+
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        if method not in SAFE_METHODS:
+            _guard_state_change(request)
+        if "workflow_id" in request.path_params:
+            try:
+                schemas.parse_workflow_id(request.path_params["workflow_id"])
+            except InvalidInput as exc:
+                raise _bad_request(exc) from None
+        return await handlers[method](request)
+
+    if name is None:
+        (handler,) = handlers.values()  # a path of several methods is named by the caller
+        name = getattr(handler, "__name__", path)
+    return Route(path, endpoint, methods=list(handlers), name=name)
+
+
 routes = [
-    Route("/", progress_page.index, methods=["GET"]),
-    Route("/static/{name}", progress_page.static_file, methods=["GET"]),
-    Route("/workflows", enqueue_workflow, methods=["POST"]),
-    Route("/workflows", list_workflows, methods=["GET"]),
-    Route("/workflows/{workflow_id}", get_workflow, methods=["GET"], name="get_workflow"),
-    Route("/workflows/{workflow_id}/cancel", cancel_workflow, methods=["POST"]),
-    Route("/workflows/{workflow_id}/resume", resume_workflow, methods=["POST"]),
-    Route("/executors", list_executors, methods=["GET"]),
-    Route("/healthz", healthz, methods=["GET"]),
-    Route("/readyz", readyz, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
+    _route("/", {"GET": progress_page.index}),
+    _route("/static/{name}", {"GET": progress_page.static_file}),
+    _route("/workflows", {"GET": list_workflows, "POST": enqueue_workflow}, name="workflows"),
+    _route("/workflows/{workflow_id}", {"GET": get_workflow}),
+    _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}),
+    _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}),
+    _route("/executors", {"GET": list_executors}),
+    _route("/healthz", {"GET": healthz}),
+    _route("/readyz", {"GET": readyz}),
+    _route("/metrics", {"GET": metrics}),
+    _route("/openapi.json", {"GET": openapi}),
 ]
