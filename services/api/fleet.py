@@ -5,7 +5,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.api.tables import heartbeats, now_ms, queues, with_schemas, workflow_status
+from services.api.tables import now_ms, queues, with_schemas, workflow_status
+from services.contract import fleet as rules
+from services.contract.fleet import heartbeats
 
 # The statuses that make up a queue's depth (the metrics report each, 0 when none).
 QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
@@ -53,7 +55,7 @@ class Fleet:
             # One "now" for every query, so they agree on who is alive.
             now_value = int(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
             now = sa.literal(now_value)
-            is_alive = sa.and_(hb.c.stopped_at.is_(None), hb.c.heartbeat_at >= now - grace_ms)
+            is_alive = rules.is_alive(now, grace_ms)
             depth = [tuple(r) for r in conn.execute(_depth_query())]
             executors = [
                 Executor(*row)
@@ -71,9 +73,11 @@ class Fleet:
                     .limit(max_executors)
                 )
             ]
-            live = sa.select(hb.c.executor_id).where(is_alive)
             live_versions = sa.select(hb.c.application_version).where(is_alive)
-            orphaned = [tuple(r) for r in conn.execute(_orphaned_query(live, now - grace_ms))]
+            orphaned = [
+                tuple(r)
+                for r in conn.execute(_orphaned_query(now, grace_ms, self._engine.dialect.name))
+            ]
             stranded = None
             if with_stranded:
                 stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
@@ -104,17 +108,15 @@ def _depth_query() -> sa.CompoundSelect[Any]:
     return sa.union_all(count("ENQUEUED", "PENDING"), count("DELAYED"))
 
 
-def _orphaned_query(live: sa.Select[Any], silent_since_ms: sa.ColumnElement[int]) -> sa.Select[Any]:
-    # The same rule the workers' reaper applies: an executor the heartbeat table never saw
-    # counts only once its row has been quiet for the grace period.
-    ws, known = workflow_status, sa.select(heartbeats.c.executor_id)
+def _orphaned_query(now: sa.ColumnElement[int], grace_ms: int, dialect: str) -> sa.Select[Any]:
+    # The very rule the workers' reaper applies (on every queue here: all are reported).
+    ws = workflow_status
     return (
         sa.select(ws.c.queue_name, sa.func.count())
         .where(
             ws.c.status == "PENDING",
             ws.c.queue_name.is_not(None),
-            ws.c.executor_id.not_in(live),
-            sa.or_(ws.c.executor_id.in_(known), ws.c.updated_at < silent_since_ms),
+            rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, now, grace_ms, dialect),
         )
         .group_by(ws.c.queue_name)
     )

@@ -1,8 +1,8 @@
-"""The tables the API reads: DBOS's documented system tables and the fleet's heartbeats."""
+"""The tables the API reads: DBOS's documented system tables, and the fleet's (the contract's)."""
 
 import sqlalchemy as sa
 
-from services import contract
+from services.contract import fleet
 
 DBOS_SCHEMA = "dbos"
 
@@ -51,30 +51,16 @@ workflow_events = sa.Table(
     sa.Column("value", sa.Text),
     sa.Column("serialization", sa.Text),
 )
-heartbeats = sa.Table(
-    contract.HEARTBEATS_TABLE,
-    _metadata,
-    sa.Column("executor_id", sa.Text, primary_key=True),
-    sa.Column("application_version", sa.Text),
-    sa.Column("hostname", sa.Text),
-    sa.Column("started_at", sa.BigInteger),
-    sa.Column("heartbeat_at", sa.BigInteger),
-    sa.Column("stopped_at", sa.BigInteger),
-    schema=contract.FLEET_SCHEMA,
-)
 
 
 def with_schemas(engine: sa.Engine) -> sa.Engine:
     """The engine, with table schemas mapped for its database (SQLite has only one schema)."""
-    translate: dict[str | None, str | None] = {None: DBOS_SCHEMA}
-    if engine.dialect.name != "postgresql":
-        translate = {None: None, contract.FLEET_SCHEMA: None}
+    dialect = engine.dialect.name
+    translate = fleet.translate_schemas(dialect)
+    translate[None] = DBOS_SCHEMA if dialect == "postgresql" else None
     return engine.execution_options(schema_translate_map=translate)
 
 
 def now_ms(engine: sa.Engine) -> sa.ColumnElement[int]:
     """The database's clock in epoch milliseconds (the clock heartbeats are written with)."""
-    if engine.dialect.name == "postgresql":
-        epoch = sa.func.extract("epoch", sa.func.clock_timestamp())
-        return sa.cast(epoch * 1000, sa.BigInteger)
-    return sa.cast((sa.func.julianday("now") - 2440587.5) * 86_400_000, sa.BigInteger)
+    return fleet.clock_ms(engine.dialect.name)

@@ -46,3 +46,22 @@ class Progress(TypedDict):
 
     steps_completed: int
     num_steps: int
+
+
+def normalize_database_url(url: str) -> str:
+    """The system database URL as both services use it; ValueError naming what is wrong.
+
+    `postgres://` (as many hosting providers write it) means `postgresql://`. The message never
+    repeats the URL: it may hold a password.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise ValueError(f"{ENV_DATABASE_URL} must be a URL such as postgresql://host/db")
+    backend = scheme.split("+")[0].lower()
+    if backend == "postgres":
+        return f"postgresql://{rest}"
+    if backend not in ("postgresql", "sqlite"):
+        raise ValueError(
+            f"{ENV_DATABASE_URL} must start with postgresql:// or sqlite:///, not {backend}://"
+        )
+    return url

@@ -7,20 +7,28 @@ import sys
 from dbos import DBOS, DBOSClient
 
 from services.contract import APP_NAME
-from services.worker import fleet
+from services.contract.fleet import SCHEMA_VERSION
+from services.worker import fleet, fleet_schema
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
+
+# DDL may wait for locks held by running workers' transactions.
+MIGRATION_TIMEOUT_SECONDS = 60.0
 
 
 def migrate(settings: WorkerSettings, app_role: str | None) -> None:
     """Create or upgrade DBOS's schema and the fleet's table (what a deployment's Job runs)."""
     DBOS.migrate(settings.database_url, application_role=app_role)
-    engine = fleet.create_engine(settings.database_url)
+    engine = fleet.create_engine(
+        settings.database_url, pool_size=1, timeout_seconds=MIGRATION_TIMEOUT_SECONDS
+    )
     try:
-        store = fleet.FleetStore(engine)
-        store.create_schema()
+        found = fleet_schema.upgrade(fleet.with_schemas(engine))
+        logging.getLogger(__name__).info(
+            "worker.fleet_schema from_version=%d to_version=%d", found, max(found, SCHEMA_VERSION)
+        )
         if app_role is not None and engine.dialect.name == "postgresql":
-            store.grant(app_role)
+            fleet_schema.grant(engine, app_role)
     finally:
         engine.dispose()
 

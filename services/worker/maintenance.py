@@ -1,8 +1,9 @@
 """The worker's background duties: heartbeat, recovery of dead workers' work, and retention.
 
-Every worker heartbeats, on a thread of its own so slow housekeeping can never make a live
-worker look dead. Recovery and retention run on whichever worker takes the database lock first,
-so the fleet does each job once per interval however many workers there are.
+Every worker heartbeats on a thread and a database connection of its own, so busy workflows or
+slow housekeeping never make a live worker look dead. Recovery and retention run on whichever
+worker takes each job's database lock first, so the fleet does each once per interval however
+many workers there are.
 """
 
 import logging
@@ -13,10 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services import contract
+from services.worker.executions import Executions
 from services.worker.fleet import FleetStore
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else ""
 
 
 @dataclass
@@ -37,9 +43,11 @@ def _run_duties(duties: list[_Duty], stop: threading.Event) -> None:
                 more = duty.run()
             except Exception as exc:
                 # The database may be down: keep going, the next round retries.
-                reason = str(exc).splitlines()[0][:200] if str(exc) else ""
                 logger.warning(
-                    "fleet.%s_failed error=%s reason=%s", duty.name, type(exc).__name__, reason
+                    "fleet.%s_failed error=%s reason=%s",
+                    duty.name,
+                    type(exc).__name__,
+                    _reason(exc),
                 )
                 more = False
             duty.due = time.monotonic() + (0 if more else duty.interval_seconds)
@@ -47,29 +55,32 @@ def _run_duties(duties: list[_Duty], stop: threading.Event) -> None:
 
 
 class Maintenance:
-    def __init__(self, store: FleetStore, settings: WorkerSettings) -> None:
+    def __init__(self, store: FleetStore, settings: WorkerSettings, executions: Executions) -> None:
         self._store = store
         self._settings = settings
+        self._executions = executions
         self._hostname = socket.gethostname()
         self._stop = threading.Event()
-        # Monotonic time since which heartbeats have succeeded without a break, or None.
+        self._wake = threading.Event()
+        # Monotonic end of the last heartbeat that succeeded, and of the first of the run of
+        # heartbeats without a gap that it closes (None: no such run).
+        self._last_beat: float | None = None
         self._healthy_since: float | None = None
         janitor = [_Duty("recovery", settings.reaper_interval_seconds, self._recover)]
         if settings.retention_seconds > 0:
             janitor.append(_Duty("retention", settings.retention_interval_seconds, self._retain))
-        heartbeat = [_Duty("heartbeat", settings.heartbeat_interval_seconds, self._heartbeat)]
         self._threads = [
-            threading.Thread(target=_run_duties, args=(duties, self._stop), name=name, daemon=True)
-            for name, duties in (("fleet-heartbeat", heartbeat), ("fleet-janitor", janitor))
+            threading.Thread(target=self._beat_forever, name="fleet-heartbeat", daemon=True),
+            threading.Thread(
+                target=_run_duties, args=(janitor, self._stop), name="fleet-janitor", daemon=True
+            ),
         ]
 
     def register(self) -> None:
         """Join the fleet before DBOS launches (and may claim work): the reaper must know us."""
         settings = self._settings
-        if settings.run_migrations:
-            self._store.create_schema()
         self._store.register(settings.executor_id, settings.application_version, self._hostname)
-        self._healthy_since = time.monotonic()
+        self._last_beat = self._healthy_since = time.monotonic()
 
     def start(self) -> None:
         for thread in self._threads:
@@ -77,35 +88,77 @@ class Maintenance:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         for thread in self._threads:
             thread.join(timeout=2)
 
-    def _heartbeat(self) -> bool:
-        settings = self._settings
-        try:
-            if not self._store.heartbeat(settings.executor_id) and not self._stop.is_set():
-                # Our row is gone (forgotten after a very long outage): join again.
-                self._store.register(
-                    settings.executor_id, settings.application_version, self._hostname
+    def nudge(self) -> None:
+        """Heartbeat now rather than at the next interval (a cancelled execution ended)."""
+        self._wake.set()
+
+    def healthy(self) -> bool:
+        """Whether a heartbeat succeeded recently: false while the database is down or hangs."""
+        last = self._last_beat
+        return (
+            last is not None and time.monotonic() - last <= self._settings.heartbeat_max_gap_seconds
+        )
+
+    def _beat_forever(self) -> None:
+        interval = self._settings.heartbeat_interval_seconds
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._heartbeat()
+            except Exception as exc:
+                self._healthy_since = None
+                logger.warning(
+                    "fleet.heartbeat_failed error=%s reason=%s", type(exc).__name__, _reason(exc)
                 )
-        except Exception:
-            self._healthy_since = None
-            raise
-        if self._healthy_since is None:
-            self._healthy_since = time.monotonic()
-        return False
+            self._wake.wait(max(0.0, started + interval - time.monotonic()))
+            self._wake.clear()
+
+    def _heartbeat(self) -> None:
+        settings = self._settings
+        max_gap_ms = int(settings.heartbeat_max_gap_seconds * 1000)
+        beat = self._store.heartbeat(settings.executor_id, max_gap_ms, self._executions.snapshot)
+        if not beat and not self._stop.is_set():
+            # Our row is gone (forgotten after a very long outage): join again.
+            self._store.register(settings.executor_id, settings.application_version, self._hostname)
+        # Measured between the ends of good heartbeats: one that hung through a stall ends
+        # late, and proves nothing about the time it hung.
+        ended, last = time.monotonic(), self._last_beat
+        if (
+            last is None
+            or self._healthy_since is None
+            or ended - last > settings.heartbeat_max_gap_seconds
+        ):
+            self._healthy_since = ended
+        self._last_beat = ended
 
     def _recover(self) -> bool:
         # Judge others only after a grace period of our own unbroken heartbeats: right after a
-        # database outage everyone's heartbeat is stale, and live workers must not be robbed.
-        grace = self._settings.executor_grace_seconds
-        healthy_since = self._healthy_since
-        if healthy_since is None or time.monotonic() - healthy_since < grace:
+        # database outage or stall everyone's heartbeat is stale, and live workers must not be
+        # robbed. The database checks the same of our row in the recovery's own transaction.
+        settings = self._settings
+        since = self._healthy_since
+        if not self.healthy() or since is None:
+            logger.debug("fleet.recovery_skipped reason=unhealthy")
             return False
-        recovered = self._store.recover_orphans(contract.QUEUE_NAME, int(grace * 1000))
-        logger.debug("fleet.recovery_ran recovered=%s", recovered)
-        if recovered:
-            logger.warning("fleet.recovered_orphans workflows=%d", recovered)
+        if time.monotonic() - since < settings.executor_grace_seconds:
+            logger.debug("fleet.recovery_skipped reason=warming_up")
+            return False
+        result = self._store.recover_orphans(
+            contract.QUEUE_NAME,
+            settings.executor_id,
+            int(settings.executor_grace_seconds * 1000),
+            int(settings.heartbeat_max_gap_seconds * 1000),
+        )
+        if isinstance(result, str):
+            logger.debug("fleet.recovery_skipped reason=%s", result)
+        else:
+            logger.debug("fleet.recovery_ran recovered=%d", result)
+            if result:
+                logger.warning("fleet.recovered_orphans workflows=%d", result)
         return False
 
     def _retain(self) -> bool:

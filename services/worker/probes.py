@@ -2,6 +2,7 @@
 
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -9,19 +10,30 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 logger = logging.getLogger(__name__)
 
 
-class ProbeServer:
-    """Readiness means launched and taking work; it turns off as soon as a drain starts."""
+class Readiness:
+    """Ready: launched, not draining, and heartbeats reaching the database (they fail or hang
+    while it is down, and a worker that cannot reach it cannot take work)."""
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry) -> None:
-        self.ready = threading.Event()
-        ready, registry_ = self.ready, registry
+    def __init__(self) -> None:
+        self.launched = threading.Event()
+        self.database_reachable: Callable[[], bool] = lambda: False
+
+    def __call__(self) -> bool:
+        return self.launched.is_set() and self.database_reachable()
+
+
+class ProbeServer:
+    def __init__(
+        self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], bool]
+    ) -> None:
+        registry_ = registry
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path == "/healthz":
                     self._send(200, b"ok\n", "text/plain")
                 elif self.path == "/readyz":
-                    status = 200 if ready.is_set() else 503
+                    status = 200 if ready() else 503
                     self._send(status, b"ok\n" if status == 200 else b"not ready\n", "text/plain")
                 elif self.path == "/metrics":
                     self._send(200, generate_latest(registry_), CONTENT_TYPE_LATEST)

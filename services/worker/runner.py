@@ -11,13 +11,17 @@ from types import FrameType
 from dbos import DBOS, DBOSConfig
 
 from services import contract
-from services.worker import fleet, workflows  # noqa: F401  (workflows: registers before launch)
+from services.worker import fleet, fleet_schema, workflows  # noqa: F401  (registers workflows)
+from services.worker.executions import EXECUTIONS
 from services.worker.maintenance import Maintenance
 from services.worker.metrics import METRICS
-from services.worker.probes import ProbeServer
+from services.worker.probes import ProbeServer, Readiness
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
+
+# Bound on what housekeeping (recovery, retention, metric reads) waits for in the database.
+FLEET_TIMEOUT_SECONDS = 5.0
 
 
 def dbos_config(settings: WorkerSettings) -> DBOSConfig:
@@ -55,15 +59,17 @@ def run(settings: WorkerSettings) -> None:
     """Run until a stop signal, drain, and end the process (see drain() for why it must)."""
     stop = StopSignal()
     stop.install()
+    readiness = Readiness()
     probes = None
     if settings.probe_port:
-        probes = ProbeServer(settings.probe_host, settings.probe_port, METRICS.registry)
+        probes = ProbeServer(settings.probe_host, settings.probe_port, METRICS.registry, readiness)
         probes.start()
     if settings.run_migrations:
         DBOS.migrate(settings.database_url)  # creates the database too, if it is missing
-    engine = fleet.create_engine(settings.database_url)
-    store = fleet.FleetStore(engine)
-    maintenance = Maintenance(store, settings)
+    store = _fleet_store(settings)
+    maintenance = Maintenance(store, settings, EXECUTIONS)
+    EXECUTIONS.on_lost = maintenance.nudge
+    readiness.database_reachable = maintenance.healthy
     # Join the fleet before DBOS launches: its queue thread may claim work at once (queues are
     # stored in the database), and the reaper must never see a claim by an unknown executor.
     maintenance.register()
@@ -79,8 +85,7 @@ def run(settings: WorkerSettings) -> None:
             worker_concurrency=settings.worker_concurrency,
             polling_interval_sec=settings.polling_interval_seconds,
         )
-        if probes is not None:
-            probes.ready.set()
+        readiness.launched.set()
         logger.info(
             "worker.ready executor_id=%s application_version=%s queue=%s worker_concurrency=%d",
             settings.executor_id,
@@ -90,33 +95,65 @@ def run(settings: WorkerSettings) -> None:
         )
         stop.event.wait()
     finally:
-        if probes is not None:
-            probes.ready.clear()
-        drain(settings, maintenance, store)
-        if probes is not None:
-            probes.stop()
-        engine.dispose()
+        readiness.launched.clear()
+        drain(settings, maintenance, store, probes)
     _exit_now(0)
 
 
-def drain(settings: WorkerSettings, maintenance: Maintenance, store: fleet.FleetStore) -> None:
+def _fleet_store(settings: WorkerSettings) -> fleet.FleetStore:
+    """The fleet's tables, created or upgraded here unless migrations are someone else's."""
+    heartbeat_engine = fleet.create_engine(
+        settings.database_url,
+        pool_size=1,
+        timeout_seconds=settings.heartbeat_timeout_seconds,
+        name="heartbeat",
+    )
+    engine = fleet.create_engine(
+        settings.database_url, pool_size=2, timeout_seconds=FLEET_TIMEOUT_SECONDS
+    )
+    schema_engine = fleet.with_schemas(engine)
+    if settings.run_migrations:
+        fleet_schema.upgrade(schema_engine)
+    else:
+        fleet_schema.check(schema_engine)
+    return fleet.FleetStore(heartbeat_engine, engine)
+
+
+def drain(
+    settings: WorkerSettings,
+    maintenance: Maintenance,
+    store: fleet.FleetStore,
+    probes: ProbeServer | None,
+) -> None:
     """Stop taking work, let running workflows finish, then leave the fleet.
 
     DBOS.destroy() stops dequeuing at once and waits up to the drain timeout for in-flight
     workflows, while heartbeats go on so nobody takes that work away. It does not stop what is
     still running after that: those steps go on in their threads. Marking the executor stopped
     lets the other workers' reaper put that work back on the queue at once, so the process must
-    end right after it (run() does), or the same step would run here and elsewhere.
+    end right after it (run() does), or the same step would run here and elsewhere: everything
+    else is shut before, and marking is bounded in time, so a hanging database cannot keep the
+    process alive.
     Kubernetes must allow the drain timeout plus a little (terminationGracePeriodSeconds).
     """
     logger.info("worker.draining timeout_seconds=%d", settings.drain_timeout_seconds)
     DBOS.destroy(workflow_completion_timeout_sec=settings.drain_timeout_seconds)
     maintenance.stop()
+    if probes is not None:
+        probes.stop()
+    marker = threading.Thread(
+        target=_mark_stopped, args=(store, settings.executor_id), name="mark-stopped", daemon=True
+    )
+    marker.start()
+    marker.join(timeout=settings.heartbeat_timeout_seconds + 1)
+    logger.info("worker.stopped executor_id=%s host=%s", settings.executor_id, socket.gethostname())
+
+
+def _mark_stopped(store: fleet.FleetStore, executor_id: str) -> None:
     try:
-        store.mark_stopped(settings.executor_id)
+        store.mark_stopped(executor_id)
     except Exception as exc:
         logger.warning("worker.mark_stopped_failed error=%s", type(exc).__name__)
-    logger.info("worker.stopped executor_id=%s host=%s", settings.executor_id, socket.gethostname())
 
 
 def _exit_now(code: int) -> None:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services import contract
 
@@ -61,14 +61,30 @@ class WorkerSettings(BaseModel):
     probe_port: int = Field(9000, alias="WORKER_PROBE_PORT", ge=0, le=65535)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
 
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, url: str) -> str:
+        return contract.normalize_database_url(url)
+
     @model_validator(mode="after")
     def _grace_outlasts_heartbeats(self) -> Self:
-        if self.executor_grace_seconds < 2 * self.heartbeat_interval_seconds:
+        if self.executor_grace_seconds < 3 * self.heartbeat_interval_seconds:
             raise ValueError(
-                f"{contract.ENV_EXECUTOR_GRACE_SECONDS} must be at least twice "
-                "HEARTBEAT_INTERVAL_SECONDS, or one late heartbeat makes a live worker look dead"
+                f"{contract.ENV_EXECUTOR_GRACE_SECONDS} must be at least three times "
+                "HEARTBEAT_INTERVAL_SECONDS: a worker may go two intervals between heartbeats "
+                "without being thought dead"
             )
         return self
+
+    @property
+    def heartbeat_max_gap_seconds(self) -> float:
+        """Longest time between two heartbeats that still counts as unbroken health."""
+        return 2 * self.heartbeat_interval_seconds
+
+    @property
+    def heartbeat_timeout_seconds(self) -> float:
+        """Bound on everything one heartbeat waits for: shorter than its interval."""
+        return 0.8 * self.heartbeat_interval_seconds
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "WorkerSettings":

@@ -12,6 +12,7 @@ from services.contract import (
     WORKFLOW_NAME,
     Progress,
 )
+from services.worker.executions import EXECUTIONS
 from services.worker.metrics import METRICS
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ PORTABLE = WorkflowSerializationFormat.PORTABLE
 def workflow(
     num_steps: int = DEFAULT_NUM_STEPS, step_seconds: float = DEFAULT_STEP_SECONDS
 ) -> Progress:
-    with METRICS.workflow(DBOS.workflow_id):
+    with EXECUTIONS.running(DBOS.workflow_id), METRICS.workflow(DBOS.workflow_id):
         progress: Progress = {"steps_completed": 0, "num_steps": num_steps}
         DBOS.set_event(PROGRESS_EVENT_KEY, progress, serialization_type=PORTABLE)
         for index in range(num_steps):

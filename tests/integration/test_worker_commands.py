@@ -77,3 +77,22 @@ def test_set_latest_version_after_a_rollback(
         assert client.get_latest_application_version()["version_name"] == "1"
     finally:
         client.destroy()
+
+
+@pytest.mark.postgres
+def test_a_postgres_url_as_providers_write_it_runs_and_a_bad_one_is_named(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    url = new_migrated_database("postgres")
+    # "postgres://" is what many hosting providers hand out; SQLAlchemy alone rejects it.
+    worker = start_worker(url.replace("postgresql://", "postgres://", 1), tmp_path)
+    try:
+        wait_worker_ready(worker)
+    finally:
+        worker.stop()
+
+    result = _command("mysql://app:hunter2-secret@db/dbos", "migrate")
+    assert result.returncode == 2
+    assert "DBOS_SYSTEM_DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hunter2-secret" not in result.stderr + result.stdout

@@ -6,6 +6,7 @@ Only the step's work is wrapped: DBOS, the workflow, the fleet code are the prod
 
 import os
 import sys
+import time
 
 import sqlalchemy as sa
 from dbos import DBOS
@@ -20,14 +21,24 @@ def _audited(engine: sa.Engine) -> None:
     work = workflows.perform_step
 
     def perform_step(index: int, step_seconds: float) -> None:
+        # Wall-clock times: every worker of a test runs on this one host.
+        started_ms = int(time.time() * 1000)
         work(index, step_seconds)
+        ended_ms = int(time.time() * 1000)
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    f"INSERT INTO {AUDIT_TABLE} (workflow_id, step_index, executor_id) "
-                    "VALUES (:w, :i, :e)"
+                    f"INSERT INTO {AUDIT_TABLE} "
+                    "(workflow_id, step_index, executor_id, started_ms, ended_ms) "
+                    "VALUES (:w, :i, :e, :s, :t)"
                 ),
-                {"w": DBOS.workflow_id, "i": index, "e": os.environ["DBOS__VMID"]},
+                {
+                    "w": DBOS.workflow_id,
+                    "i": index,
+                    "e": os.environ["DBOS__VMID"],
+                    "s": started_ms,
+                    "t": ended_ms,
+                },
             )
 
     workflows.perform_step = perform_step
@@ -39,7 +50,8 @@ def create_audit_table(database_url: str) -> None:
         conn.execute(
             sa.text(
                 f"CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} "
-                "(workflow_id TEXT NOT NULL, step_index INTEGER NOT NULL, executor_id TEXT)"
+                "(workflow_id TEXT NOT NULL, step_index INTEGER NOT NULL, executor_id TEXT, "
+                "started_ms BIGINT NOT NULL, ended_ms BIGINT NOT NULL)"
             )
         )
     engine.dispose()

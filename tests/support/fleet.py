@@ -44,6 +44,20 @@ class SystemDatabase:
         with self.engine.connect() as conn:
             return {(w, int(i)): int(n) for w, i, n in conn.execute(sa.text(query))}
 
+    def overlapping_steps(self) -> list[tuple[str, int, int]]:
+        """(workflow id, step index, step index) of step bodies of one workflow that ran at
+        the same time: one execution runs its steps one after another, so any overlap means
+        two executions of the workflow ran at once."""
+        query = (
+            f"SELECT a.workflow_id, a.step_index, b.step_index FROM {AUDIT_TABLE} a "
+            f"JOIN {AUDIT_TABLE} b ON a.workflow_id = b.workflow_id "
+            "AND a.started_ms < b.ended_ms AND b.started_ms < a.ended_ms "
+            "AND (a.started_ms, a.step_index, a.executor_id) "
+            "< (b.started_ms, b.step_index, b.executor_id)"
+        )
+        with self.engine.connect() as conn:
+            return [(w, int(i), int(j)) for w, i, j in conn.execute(sa.text(query))]
+
     def leftovers(self, workflow_ids: set[str]) -> dict[str, int]:
         """Rows still referring to these workflows, per DBOS table that has a workflow_uuid."""
         counts = {}

@@ -63,10 +63,27 @@ def test_workers_on_one_host_get_distinct_executor_ids() -> None:
     assert first.executor_id != second.executor_id
 
 
-def test_grace_period_must_outlast_two_heartbeats() -> None:
+def test_grace_period_must_outlast_three_heartbeats() -> None:
     with pytest.raises(ValueError, match="EXECUTOR_GRACE_SECONDS"):
-        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "6"})
+        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "14"})
     settings = WorkerSettings.from_env(
-        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "10"}
+        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "15"}
     )
-    assert settings.executor_grace_seconds == 10
+    assert settings.executor_grace_seconds == 15
+    # A heartbeat waits for nothing longer than its interval; two intervals without one break
+    # the run of healthy heartbeats the reaper needs.
+    assert settings.heartbeat_timeout_seconds < settings.heartbeat_interval_seconds
+    assert settings.heartbeat_max_gap_seconds == 10
+
+
+@pytest.mark.parametrize("variable", ["DBOS_SYSTEM_DATABASE_URL"])
+@pytest.mark.parametrize("settings_class", [WorkerSettings, ApiSettings])
+def test_postgres_urls_are_accepted_and_other_schemes_named(
+    settings_class: type[WorkerSettings] | type[ApiSettings], variable: str
+) -> None:
+    settings = settings_class.from_env({variable: "postgres://app:secret-pw@db:5432/dbos"})
+    assert settings.database_url == "postgresql://app:secret-pw@db:5432/dbos"
+    for bad in ("mysql://app:secret-pw@db/dbos", "app:secret-pw@db/dbos"):
+        with pytest.raises(ValueError, match=variable) as raised:
+            settings_class.from_env({variable: bad})
+        assert "secret-pw" not in str(raised.value)

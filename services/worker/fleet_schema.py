@@ -1,0 +1,100 @@
+"""Creating and upgrading the fleet's tables: versioned steps, run once under a lock."""
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from services.contract import FLEET_SCHEMA
+from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats, schema_version
+
+# Key of the PostgreSQL advisory lock that serializes schema changes across processes.
+_SCHEMA_LOCK = 0x7177_0001
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The fleet's tables are older than this code needs; the message says what to run."""
+
+
+def _create_heartbeats(conn: sa.Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{FLEET_SCHEMA}"'))
+    heartbeats.create(conn, checkfirst=True)
+
+
+def _add_health_and_executions(conn: sa.Connection) -> None:
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(heartbeats.name, _schema(conn))}
+    if "healthy_since" not in columns:
+        table = heartbeats.name if _schema(conn) is None else f'"{FLEET_SCHEMA}".{heartbeats.name}'
+        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN healthy_since BIGINT"))
+    executions.create(conn, checkfirst=True)
+    schema_version.create(conn, checkfirst=True)
+
+
+# Step N brings the tables from version N-1 to N. Steps are additive, so workers of the
+# previous release keep running against an upgraded database during a rolling update.
+_STEPS: dict[int, Callable[[sa.Connection], None]] = {
+    1: _create_heartbeats,
+    2: _add_health_and_executions,
+}
+assert max(_STEPS) == SCHEMA_VERSION
+
+
+def _schema(conn: sa.Connection) -> str | None:
+    return FLEET_SCHEMA if conn.dialect.name == "postgresql" else None
+
+
+def installed_version(conn: sa.Connection) -> int:
+    """The version of the fleet's tables in this database; 0 when there are none."""
+    inspector = sa.inspect(conn)
+    if inspector.has_table(schema_version.name, schema=_schema(conn)):
+        version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar()
+        if version is not None:
+            return int(version)
+    # Version 1 kept no version number: its heartbeat table is the sign of it.
+    return 1 if inspector.has_table(heartbeats.name, schema=_schema(conn)) else 0
+
+
+def upgrade(engine: sa.Engine) -> int:
+    """Bring the fleet's tables to SCHEMA_VERSION; safe when many processes start at once.
+
+    Returns the version found before. Does nothing (no DDL) when already current, so a worker
+    whose role may not run DDL starts fine once `migrate` has run.
+    """
+    with engine.connect() as conn:
+        found = installed_version(conn)
+    if found >= SCHEMA_VERSION:
+        return found
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
+        found = installed_version(conn)  # another process may have upgraded meanwhile
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            _STEPS[version](conn)
+        if found < SCHEMA_VERSION:
+            conn.execute(sa.delete(schema_version))
+            conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
+    return found
+
+
+def check(engine: sa.Engine) -> None:
+    """Raise SchemaOutOfDate unless the tables are at least at the version this code needs."""
+    with engine.connect() as conn:
+        found = installed_version(conn)
+    if found < SCHEMA_VERSION:
+        raise SchemaOutOfDate(
+            f"the fleet's tables are at version {found}, this worker needs {SCHEMA_VERSION}: "
+            "run `python -m services.worker migrate`"
+        )
+
+
+def grant(engine: sa.Engine, role: str) -> None:
+    """Let an application role (one that may not run DDL) use the fleet's tables."""
+    quoted_role = '"' + role.replace('"', '""') + '"'
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'GRANT USAGE ON SCHEMA "{FLEET_SCHEMA}" TO {quoted_role}'))
+        conn.execute(
+            sa.text(
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{FLEET_SCHEMA}" '
+                f"TO {quoted_role}"
+            )
+        )
