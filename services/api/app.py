@@ -63,7 +63,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                 "settings": settings,
                 "store": store,
                 "fleet": fleet,
-                "workflows": Workflows(client, store, settings.application_version),
+                "workflows": Workflows(client, store, settings.application_version, grace_ms),
                 "metrics": metrics,
             }
         finally:

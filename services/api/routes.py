@@ -46,7 +46,9 @@ async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
     except WorkflowNotFound as exc:
         raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
     except WorkflowConflict as exc:
-        raise Problem(409, "Conflict", str(exc)) from None
+        retry = exc.retry_after_seconds
+        headers = None if retry is None else {"Retry-After": str(retry)}
+        raise Problem(409, "Conflict", str(exc), headers=headers) from None
     except Exception as exc:
         if not (isinstance(exc, TimeoutError) or is_unavailable(exc)):
             raise

@@ -9,13 +9,14 @@ import sqlalchemy as sa
 
 from services import contract
 from services.api.tables import (
-    heartbeats,
     now_ms,
     with_schemas,
     workflow_events,
     workflow_input,
     workflow_status,
 )
+from services.contract import fleet as rules
+from services.contract.fleet import executions, heartbeats
 
 PORTABLE_JSON = "portable_json"
 
@@ -55,6 +56,7 @@ class Store:
         with self._engine.connect() as conn:
             conn.execute(sa.select(workflow_status.c.workflow_uuid).limit(1)).all()
             conn.execute(sa.select(heartbeats.c.executor_id).limit(1)).all()
+            conn.execute(sa.select(executions.c.workflow_id).limit(1)).all()
 
     def list_page(
         self, limit: int, after: PageKey | None, status: str | None
@@ -74,8 +76,11 @@ class Store:
         with self._engine.connect() as conn:
             return [_record(row) for row in conn.execute(query)]
 
-    def requeue(self, workflow_id: str, queue_name: str, statuses: Collection[str]) -> bool:
-        """Resume: put the workflow back on its queue, only if its status is one of `statuses`.
+    def requeue(
+        self, workflow_id: str, queue_name: str, statuses: Collection[str], grace_ms: int
+    ) -> bool:
+        """Resume: put the workflow back on its queue, only if its status is one of `statuses`
+        and no execution of it may still be running.
 
         The same row change as DBOSClient.resume_workflow (fresh recovery budget, no owner,
         deadline or dedup id), made conditional in one statement: checking first and resuming
@@ -86,7 +91,11 @@ class Store:
             return bool(
                 conn.execute(
                     sa.update(ws)
-                    .where(ws.c.workflow_uuid == workflow_id, ws.c.status.in_(statuses))
+                    .where(
+                        ws.c.workflow_uuid == workflow_id,
+                        ws.c.status.in_(statuses),
+                        ~self._may_still_run(grace_ms),
+                    )
                     .values(
                         status="ENQUEUED",
                         queue_name=queue_name,
@@ -100,6 +109,33 @@ class Store:
                     )
                 ).rowcount
             )
+
+    def _may_still_run(self, grace_ms: int) -> sa.Exists:
+        """Whether an execution of the workflow may still be inside a step, on its worker.
+
+        A cancelled execution runs on until its current step ends. It is known to be gone only
+        once its worker, still alive, has heartbeated since the cancel (with DBOS's timestamp
+        precision to spare) without listing it; a worker that is not alive runs nothing.
+        """
+        ws, hb, ex = workflow_status, heartbeats, executions
+        dialect = self._engine.dialect.name
+        now = rules.transaction_clock_ms(dialect)
+        listed = (
+            sa.select(sa.literal(1))
+            .where(ex.c.executor_id == hb.c.executor_id, ex.c.workflow_id == ws.c.workflow_uuid)
+            .exists()
+        )
+        return (
+            sa.select(sa.literal(1))
+            .where(
+                hb.c.executor_id == ws.c.executor_id,
+                rules.is_alive(now, grace_ms),
+                sa.or_(
+                    hb.c.heartbeat_at <= ws.c.updated_at + rules.clock_slack_ms(dialect), listed
+                ),
+            )
+            .exists()
+        )
 
     def get(self, workflow_id: str) -> WorkflowRecord | None:
         query = _records_query().where(workflow_status.c.workflow_uuid == workflow_id)

@@ -7,8 +7,9 @@ from services import contract
 from services.api.schemas import EnqueueRequest, same_request
 from services.api.store import PageKey, Store, WorkflowRecord
 
-CANCELLABLE = {"ENQUEUED", "DELAYED", "PENDING", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 RESUMABLE = {"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+# A cancelled execution is reported gone at its worker's next heartbeat after its step ends.
+RESUME_RETRY_AFTER_SECONDS = 1
 
 
 class WorkflowNotFound(LookupError):
@@ -18,12 +19,20 @@ class WorkflowNotFound(LookupError):
 class WorkflowConflict(Exception):
     """The request can't apply to the workflow in its current state; the message says why."""
 
+    def __init__(self, message: str, retry_after_seconds: int | None = None) -> None:
+        super().__init__(message)
+        # Set when the same request may succeed later: the state is passing.
+        self.retry_after_seconds = retry_after_seconds
+
 
 class Workflows:
-    def __init__(self, client: DBOSClient, store: Store, application_version: str) -> None:
+    def __init__(
+        self, client: DBOSClient, store: Store, application_version: str, grace_ms: int
+    ) -> None:
         self._client = client
         self._store = store
         self._application_version = application_version
+        self._grace_ms = grace_ms
 
     def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
         """Enqueue one workflow; returns its id and whether an earlier request already made it."""
@@ -65,19 +74,28 @@ class Workflows:
         return self._store.list_page(limit, after, status)
 
     def cancel(self, workflow_id: str) -> WorkflowRecord:
-        record = self.get(workflow_id)
-        if record.status not in CANCELLABLE:
-            raise WorkflowConflict(f"workflow already finished with status {record.status}")
+        # DBOS's cancel is one conditional UPDATE that leaves finished workflows alone: the
+        # row read after it says which happened.
         self._client.cancel_workflow(workflow_id)
-        return self.get(workflow_id)
+        record = self.get(workflow_id)
+        if record.status != "CANCELLED":
+            raise WorkflowConflict(f"workflow already finished with status {record.status}")
+        return record
 
     def resume(self, workflow_id: str) -> WorkflowRecord:
-        self.get(workflow_id)  # 404 when unknown
         # Back on its own queue (DBOS's resume without a queue picks an unlimited one).
-        if not self._store.requeue(workflow_id, contract.QUEUE_NAME, RESUMABLE):
-            record = self.get(workflow_id)
+        if self._store.requeue(workflow_id, contract.QUEUE_NAME, RESUMABLE, self._grace_ms):
+            return self.get(workflow_id)
+        record = self.get(workflow_id)  # 404 when unknown
+        if record.status not in RESUMABLE:
             raise WorkflowConflict(
                 f"only CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows can be resumed; "
                 f"this one is {record.status}"
             )
-        return self.get(workflow_id)
+        # Resumable, but its cancelled execution may still be inside a step (or was a moment
+        # ago): retrying after its worker's next heartbeat succeeds.
+        raise WorkflowConflict(
+            f"the cancelled execution on executor {record.executor_id} may still be inside a "
+            "step; retry once its worker has reported it stopped (within a heartbeat interval)",
+            retry_after_seconds=RESUME_RETRY_AFTER_SECONDS,
+        )

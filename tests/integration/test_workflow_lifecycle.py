@@ -2,6 +2,8 @@
 
 import uuid
 
+import httpx
+
 from tests.integration.conftest import Stack
 from tests.support.databases import count_workflows
 from tests.support.polling import wait_for
@@ -55,10 +57,21 @@ def test_cancel_stops_a_running_workflow_and_resume_finishes_it(stack: Stack) ->
     assert cancelled.json()["status"] == "CANCELLED"
     assert api.workflow(workflow_id)["status"] == "CANCELLED"
 
-    resumed = api.http.post(f"/workflows/{workflow_id}/resume")
-    assert resumed.status_code == 202
-    assert resumed.json()["status"] == "ENQUEUED"
-    assert resumed.json()["queue"] == "workflow-queue"
+    # The cancelled execution may still be inside its step: until its worker reports it
+    # stopped, a resume is refused with a hint to retry.
+    def resumed() -> httpx.Response | None:
+        response = api.http.post(f"/workflows/{workflow_id}/resume")
+        if response.status_code == 409:
+            assert response.headers["retry-after"] == "1", response.headers
+            assert "may still be inside a step" in response.json()["detail"]
+            return None
+        return response
+
+    response = wait_for(resumed, timeout=30, interval=0.2, what="the resume to be accepted")
+    assert response.status_code == 202, response.text
+    # Back on its queue; a worker polling every 0.1 s may have claimed it already.
+    assert response.json()["status"] in ("ENQUEUED", "PENDING")
+    assert response.json()["queue"] == "workflow-queue"
     done = api.wait_status(workflow_id, "SUCCESS")
     assert done["steps_completed"] == done["num_steps"] == 20
 
