@@ -204,6 +204,10 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         ({**DEFAULTS, "replicas": 3}, "replicas"),
         ({**DEFAULTS, "worker": {"concurrency": "ten"}}, "concurrency"),
         ({"database": {"url": "mysql://x"}}, "url"),
+        (
+            {**DEFAULTS, "executorGraceSeconds": 14, "worker": {"heartbeatIntervalSeconds": 5}},
+            "executorGraceSeconds must be at least three times",
+        ),
     ],
     ids=[
         "two-scalers",
@@ -213,6 +217,7 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         "unknown-key",
         "wrong-type",
         "bad-url",
+        "grace-below-three-heartbeats",
     ],
 )
 def test_bad_values_fail_the_install_naming_the_key(values: dict[str, Any], message: str) -> None:
