@@ -8,7 +8,7 @@ from dbos import DBOS, DBOSClient
 
 from services.contract import APP_NAME
 from services.contract.fleet import SCHEMA_VERSION
-from services.worker import fleet, fleet_schema
+from services.worker import database, fleet_schema
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 
@@ -19,11 +19,11 @@ MIGRATION_TIMEOUT_SECONDS = 60.0
 def migrate(settings: WorkerSettings, app_role: str | None) -> None:
     """Create or upgrade DBOS's schema and the fleet's table (what a deployment's Job runs)."""
     DBOS.migrate(settings.database_url, application_role=app_role)
-    engine = fleet.create_engine(
+    engine = database.create_engine(
         settings.database_url, pool_size=1, timeout_seconds=MIGRATION_TIMEOUT_SECONDS
     )
     try:
-        found = fleet_schema.upgrade(fleet.with_schemas(engine))
+        found = fleet_schema.upgrade(database.with_schemas(engine))
         logging.getLogger(__name__).info(
             "worker.fleet_schema from_version=%d to_version=%d", found, max(found, SCHEMA_VERSION)
         )

@@ -1,4 +1,4 @@
-"""The worker fleet's own SQL: heartbeats, orphan recovery and retention, in one place.
+"""The worker fleet's own SQL: joining, heartbeats, leaving, and recovery of dead workers' work.
 
 The tables and the "alive" and "orphaned" rules are the contract's (services.contract.fleet):
 the API reads the same ones. Heartbeats run on an engine of their own, so busy workflows or
@@ -7,46 +7,18 @@ slow housekeeping can never make a live worker miss them.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 
-from services import contract
 from services.contract import fleet as rules
 from services.contract.fleet import executions, heartbeats
-
-# DBOS's tables, as far as this module touches them (schema "dbos" on PostgreSQL).
-_dbos = sa.MetaData()
-workflow_status = sa.Table(
-    "workflow_status",
-    _dbos,
-    sa.Column("workflow_uuid", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text),
-    sa.Column("name", sa.Text),
-    sa.Column("queue_name", sa.Text),
-    sa.Column("executor_id", sa.Text),
-    sa.Column("owner_xid", sa.Text),
-    sa.Column("started_at_epoch_ms", sa.BigInteger),
-    sa.Column("created_at", sa.BigInteger),
-    sa.Column("updated_at", sa.BigInteger),
-    sa.Column("completed_at", sa.BigInteger),
-    sa.Column("recovery_attempts", sa.BigInteger),
-    schema="dbos",
-)
-# Payload tables without a foreign key to workflow_status (the others cascade on delete),
-# as DBOS's own delete_workflows does.
-_payload_tables = [
-    sa.Table(name, _dbos, sa.Column("workflow_uuid", sa.Text), schema="dbos")
-    for name in ("workflow_input", "workflow_output", "operation_outputs")
-]
-FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+from services.worker.database import try_lock, with_schemas, workflow_status
 
 FORGET_EXECUTORS_AFTER_MS = 24 * 3600 * 1000
 
-# Keys of PostgreSQL advisory locks: one process at a time does each job, and one job never
-# waits for the other.
+# Key of the PostgreSQL advisory lock: one worker at a time recovers.
 _RECOVERY_LOCK = 0x7177_0002
-_RETENTION_LOCK = 0x7177_0003
 
 # Why a recovery round did nothing: another worker held the lock, or this worker's own
 # heartbeats were not healthy long enough to judge anyone else.
@@ -59,15 +31,6 @@ class WorkflowRow:
     created_at_ms: int
     started_at_ms: int | None
     recovery_attempts: int
-
-
-def with_schemas(engine: sa.Engine) -> sa.Engine:
-    """The engine, with the tables' schemas mapped for its database (SQLite has only one)."""
-    dialect = engine.dialect.name
-    translate = rules.translate_schemas(dialect)
-    if dialect != "postgresql":
-        translate["dbos"] = None
-    return engine.execution_options(schema_translate_map=translate)
 
 
 class FleetStore:
@@ -181,7 +144,7 @@ class FleetStore:
         ws, hb = workflow_status, heartbeats
         now = rules.transaction_clock_ms(self._dialect)
         with self._engine.begin() as conn:
-            if not self._try_lock(conn, _RECOVERY_LOCK):
+            if not try_lock(conn, _RECOVERY_LOCK):
                 return "locked"
             healthy = conn.execute(
                 sa.select(sa.literal(1)).where(
@@ -227,98 +190,3 @@ class FleetStore:
                 .exists()
             )
         )
-
-    def delete_finished(
-        self, workflow_name: str, older_than_ms: int, batch_size: int
-    ) -> int | None:
-        """Delete one batch of finished workflows older than the age, with everything they own.
-
-        By workflow name, not queue: DBOS clears the queue of cancelled and dead-lettered rows.
-        The DELETE checks status and age again, so a row resumed since it was picked stays.
-        None when another worker is at it.
-        """
-        ws = workflow_status
-        cutoff = rules.clock_ms(self._dialect) - older_than_ms
-        old_and_finished = (
-            ws.c.name == workflow_name,
-            ws.c.status.in_(FINISHED_STATUSES),
-            ws.c.created_at < cutoff,
-            sa.func.coalesce(ws.c.completed_at, ws.c.updated_at) < cutoff,
-        )
-        batch = (
-            sa.select(ws.c.workflow_uuid)
-            .where(*old_and_finished)
-            .order_by(ws.c.created_at)
-            .limit(batch_size)
-            .scalar_subquery()
-        )
-        with self._engine.begin() as conn:
-            if not self._try_lock(conn, _RETENTION_LOCK):
-                return None
-            deleted = list(
-                conn.execute(
-                    sa.delete(ws)
-                    .where(ws.c.workflow_uuid.in_(batch), *old_and_finished)
-                    .returning(ws.c.workflow_uuid)
-                ).scalars()
-            )
-            if deleted:
-                # These carry no foreign key to workflow_status; the other tables cascade.
-                for table in _payload_tables:
-                    conn.execute(sa.delete(table).where(table.c.workflow_uuid.in_(deleted)))
-            return len(deleted)
-
-    def _try_lock(self, conn: sa.Connection, key: int) -> bool:
-        # SQLite transactions here are IMMEDIATE: writers are already serialized.
-        if self._dialect != "postgresql":
-            return True
-        return bool(conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())
-
-
-def create_engine(
-    database_url: str, *, pool_size: int, timeout_seconds: float, name: str = "fleet"
-) -> sa.Engine:
-    """A small engine for fleet bookkeeping, apart from DBOS's pool, where nothing waits
-    longer than `timeout_seconds`: not for a pooled connection, a new connection, a lock, a
-    statement, or (on PostgreSQL) an unacknowledged network write."""
-    url = sa.make_url(database_url)
-    timeout_ms = max(1, int(timeout_seconds * 1000))
-    if url.get_backend_name() == "postgresql":
-        options = " ".join(
-            f"-c {setting}={timeout_ms}"
-            for setting in (
-                "statement_timeout",
-                "lock_timeout",
-                "idle_in_transaction_session_timeout",
-            )
-        )
-        return sa.create_engine(
-            url.set(drivername="postgresql+psycopg"),
-            pool_size=pool_size,
-            max_overflow=0,
-            pool_timeout=timeout_seconds,
-            pool_pre_ping=True,
-            connect_args={
-                "connect_timeout": max(2, int(timeout_seconds + 0.999)),
-                "application_name": f"{contract.APP_NAME}-{name}",
-                "options": options,
-                # A silent network (a blackholed address after failover): the kernel gives
-                # up on unacknowledged data, and idle connections are probed.
-                "tcp_user_timeout": max(1000, 2 * timeout_ms),
-                "keepalives": 1,
-                "keepalives_idle": 5,
-                "keepalives_interval": 2,
-                "keepalives_count": 3,
-            },
-        )
-    engine = sa.create_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=timeout_seconds
-    )
-
-    @sa.event.listens_for(engine, "connect")
-    def configure(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = "IMMEDIATE"
-        dbapi_conn.execute(f"PRAGMA busy_timeout={timeout_ms}")
-        dbapi_conn.execute("PRAGMA foreign_keys=ON")
-
-    return engine

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from services import contract
 from services.worker.executions import Executions
 from services.worker.fleet import FleetStore
+from services.worker.retention import Retention
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -55,8 +56,15 @@ def _run_duties(duties: list[_Duty], stop: threading.Event) -> None:
 
 
 class Maintenance:
-    def __init__(self, store: FleetStore, settings: WorkerSettings, executions: Executions) -> None:
+    def __init__(
+        self,
+        store: FleetStore,
+        retention: Retention,
+        settings: WorkerSettings,
+        executions: Executions,
+    ) -> None:
         self._store = store
+        self._retention = retention
         self._settings = settings
         self._executions = executions
         self._hostname = socket.gethostname()
@@ -163,7 +171,7 @@ class Maintenance:
 
     def _retain(self) -> bool:
         settings = self._settings
-        deleted = self._store.delete_finished(
+        deleted = self._retention.delete_finished(
             contract.WORKFLOW_NAME,
             int(settings.retention_seconds * 1000),
             settings.retention_batch_size,

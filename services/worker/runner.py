@@ -11,11 +11,13 @@ from types import FrameType
 from dbos import DBOS, DBOSConfig
 
 from services import contract
-from services.worker import fleet, fleet_schema, workflows  # noqa: F401  (registers workflows)
+from services.worker import database, fleet_schema, workflows  # noqa: F401  (registers workflows)
 from services.worker.executions import EXECUTIONS
+from services.worker.fleet import FleetStore
 from services.worker.maintenance import Maintenance
 from services.worker.metrics import METRICS
 from services.worker.probes import ProbeServer, Readiness
+from services.worker.retention import Retention
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -66,8 +68,8 @@ def run(settings: WorkerSettings) -> None:
         probes.start()
     if settings.run_migrations:
         DBOS.migrate(settings.database_url)  # creates the database too, if it is missing
-    store = _fleet_store(settings)
-    maintenance = Maintenance(store, settings, EXECUTIONS)
+    store, retention = _fleet(settings)
+    maintenance = Maintenance(store, retention, settings, EXECUTIONS)
     EXECUTIONS.on_lost = maintenance.nudge
     readiness.database_reachable = maintenance.healthy
     # Join the fleet before DBOS launches: its queue thread may claim work at once (queues are
@@ -100,29 +102,29 @@ def run(settings: WorkerSettings) -> None:
     _exit_now(0)
 
 
-def _fleet_store(settings: WorkerSettings) -> fleet.FleetStore:
+def _fleet(settings: WorkerSettings) -> tuple[FleetStore, Retention]:
     """The fleet's tables, created or upgraded here unless migrations are someone else's."""
-    heartbeat_engine = fleet.create_engine(
+    heartbeat_engine = database.create_engine(
         settings.database_url,
         pool_size=1,
         timeout_seconds=settings.heartbeat_timeout_seconds,
         name="heartbeat",
     )
-    engine = fleet.create_engine(
+    engine = database.create_engine(
         settings.database_url, pool_size=2, timeout_seconds=FLEET_TIMEOUT_SECONDS
     )
-    schema_engine = fleet.with_schemas(engine)
+    schema_engine = database.with_schemas(engine)
     if settings.run_migrations:
         fleet_schema.upgrade(schema_engine)
     else:
         fleet_schema.check(schema_engine)
-    return fleet.FleetStore(heartbeat_engine, engine)
+    return FleetStore(heartbeat_engine, engine), Retention(engine)
 
 
 def drain(
     settings: WorkerSettings,
     maintenance: Maintenance,
-    store: fleet.FleetStore,
+    store: FleetStore,
     probes: ProbeServer | None,
 ) -> None:
     """Stop taking work, let running workflows finish, then leave the fleet.
@@ -149,7 +151,7 @@ def drain(
     logger.info("worker.stopped executor_id=%s host=%s", settings.executor_id, socket.gethostname())
 
 
-def _mark_stopped(store: fleet.FleetStore, executor_id: str) -> None:
+def _mark_stopped(store: FleetStore, executor_id: str) -> None:
     try:
         store.mark_stopped(executor_id)
     except Exception as exc:

@@ -7,7 +7,9 @@ import sqlalchemy as sa
 
 from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats
 from services.worker import fleet_schema
-from services.worker.fleet import FleetStore, create_engine, with_schemas, workflow_status
+from services.worker.database import create_engine, with_schemas, workflow_status
+from services.worker.fleet import FleetStore
+from services.worker.retention import Retention
 from tests.conftest import BACKENDS, NewDatabase
 
 GRACE_MS, MAX_GAP_MS = 3000, 1000
@@ -189,7 +191,7 @@ def test_retention_does_not_wait_for_recovery(new_migrated_database: NewDatabase
         with engines[2].connect() as holder:
             # Another worker in the middle of a recovery round.
             holder.execute(sa.select(sa.func.pg_advisory_lock(0x7177_0002)))
-            assert store.delete_finished("workflow", 1000, 10) == 0
+            assert Retention(engines[1]).delete_finished("workflow", 1000, 10) == 0
             assert store.recover_orphans("q", "me", GRACE_MS, MAX_GAP_MS) == "locked"
             holder.execute(sa.select(sa.func.pg_advisory_unlock(0x7177_0002)))
     finally:

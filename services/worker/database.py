@@ -1,0 +1,99 @@
+"""The worker's own database access apart from DBOS's pool: engines, and DBOS's tables as far
+as the worker reads or changes them (schema "dbos" on PostgreSQL, the main schema on SQLite)."""
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from services import contract
+from services.contract import fleet as rules
+
+_dbos = sa.MetaData()
+workflow_status = sa.Table(
+    "workflow_status",
+    _dbos,
+    sa.Column("workflow_uuid", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text),
+    sa.Column("name", sa.Text),
+    sa.Column("queue_name", sa.Text),
+    sa.Column("executor_id", sa.Text),
+    sa.Column("owner_xid", sa.Text),
+    sa.Column("started_at_epoch_ms", sa.BigInteger),
+    sa.Column("created_at", sa.BigInteger),
+    sa.Column("updated_at", sa.BigInteger),
+    sa.Column("completed_at", sa.BigInteger),
+    sa.Column("recovery_attempts", sa.BigInteger),
+    schema="dbos",
+)
+# Payload tables without a foreign key to workflow_status (the others cascade on delete),
+# as DBOS's own delete_workflows does.
+payload_tables = [
+    sa.Table(name, _dbos, sa.Column("workflow_uuid", sa.Text), schema="dbos")
+    for name in ("workflow_input", "workflow_output", "operation_outputs")
+]
+
+
+def with_schemas(engine: sa.Engine) -> sa.Engine:
+    """The engine, with the tables' schemas mapped for its database (SQLite has only one)."""
+    dialect = engine.dialect.name
+    translate = rules.translate_schemas(dialect)
+    if dialect != "postgresql":
+        translate["dbos"] = None
+    return engine.execution_options(schema_translate_map=translate)
+
+
+def try_lock(conn: sa.Connection, key: int) -> bool:
+    """Take a PostgreSQL advisory lock for the transaction, if free: one process at a time
+    does each job. SQLite transactions here are IMMEDIATE: writers are already serialized."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())
+
+
+def create_engine(
+    database_url: str, *, pool_size: int, timeout_seconds: float, name: str = "fleet"
+) -> sa.Engine:
+    """A small engine for fleet bookkeeping, apart from DBOS's pool, where nothing waits
+    longer than `timeout_seconds`: not for a pooled connection, a new connection, a lock, a
+    statement, or (on PostgreSQL) an unacknowledged network write."""
+    url = sa.make_url(database_url)
+    timeout_ms = max(1, int(timeout_seconds * 1000))
+    if url.get_backend_name() == "postgresql":
+        options = " ".join(
+            f"-c {setting}={timeout_ms}"
+            for setting in (
+                "statement_timeout",
+                "lock_timeout",
+                "idle_in_transaction_session_timeout",
+            )
+        )
+        return sa.create_engine(
+            url.set(drivername="postgresql+psycopg"),
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=timeout_seconds,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": max(2, int(timeout_seconds + 0.999)),
+                "application_name": f"{contract.APP_NAME}-{name}",
+                "options": options,
+                # A silent network (a blackholed address after failover): the kernel gives
+                # up on unacknowledged data, and idle connections are probed.
+                "tcp_user_timeout": max(1000, 2 * timeout_ms),
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+            },
+        )
+    engine = sa.create_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=timeout_seconds
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def configure(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = "IMMEDIATE"
+        dbapi_conn.execute(f"PRAGMA busy_timeout={timeout_ms}")
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+    return engine

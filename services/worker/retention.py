@@ -1,0 +1,58 @@
+"""Retention: finished workflows past their age are deleted, with everything they own."""
+
+import sqlalchemy as sa
+
+from services.contract import fleet as rules
+from services.worker.database import payload_tables, try_lock, with_schemas, workflow_status
+
+FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+
+# Key of the PostgreSQL advisory lock: one worker at a time deletes, and recovery (its own lock)
+# never waits for a long batch.
+_RETENTION_LOCK = 0x7177_0003
+
+
+class Retention:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = with_schemas(engine)
+        self._dialect = engine.dialect.name
+
+    def delete_finished(
+        self, workflow_name: str, older_than_ms: int, batch_size: int
+    ) -> int | None:
+        """Delete one batch of finished workflows older than the age, with everything they own.
+
+        By workflow name, not queue: DBOS clears the queue of cancelled and dead-lettered rows.
+        The DELETE checks status and age again, so a row resumed since it was picked stays.
+        None when another worker is at it.
+        """
+        ws = workflow_status
+        cutoff = rules.clock_ms(self._dialect) - older_than_ms
+        old_and_finished = (
+            ws.c.name == workflow_name,
+            ws.c.status.in_(FINISHED_STATUSES),
+            ws.c.created_at < cutoff,
+            sa.func.coalesce(ws.c.completed_at, ws.c.updated_at) < cutoff,
+        )
+        batch = (
+            sa.select(ws.c.workflow_uuid)
+            .where(*old_and_finished)
+            .order_by(ws.c.created_at)
+            .limit(batch_size)
+            .scalar_subquery()
+        )
+        with self._engine.begin() as conn:
+            if not try_lock(conn, _RETENTION_LOCK):
+                return None
+            deleted = list(
+                conn.execute(
+                    sa.delete(ws)
+                    .where(ws.c.workflow_uuid.in_(batch), *old_and_finished)
+                    .returning(ws.c.workflow_uuid)
+                ).scalars()
+            )
+            if deleted:
+                # These carry no foreign key to workflow_status; the other tables cascade.
+                for table in payload_tables:
+                    conn.execute(sa.delete(table).where(table.c.workflow_uuid.in_(deleted)))
+            return len(deleted)
