@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.polling import wait_for
 from tests.support.processes import ServiceProcess, free_port
@@ -24,6 +25,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.requires_tool("pgrep")
 def test_make_run_serves_a_workflow_to_success_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
     env = {"API_PORT": str(port), "WORKER_POLLING_INTERVAL_SECONDS": "0.2"}

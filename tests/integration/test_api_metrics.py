@@ -135,8 +135,9 @@ def test_several_uvicorn_processes_report_one_set_of_numbers(url: str, tmp_path:
         api.stop()
 
 
+@pytest.mark.requires_tool("promtool")
 def test_metrics_pass_promtool(api: Api) -> None:
-    promtool = require_tool("promtool", "Debian package prometheus")
+    promtool = require_tool("promtool")
     api.enqueue()
     api.http.get("/workflows")
     checked = subprocess.run(

@@ -53,10 +53,9 @@ def check_tools(names: tuple[str, ...]) -> None:
         missing(reason, HINT)
 
 
-def require_tool(name: str, provided_by: str | None = None) -> str:
+def require_tool(name: str) -> str:
     """The tool's path. Tests declare the tool with the requires_tool marker, which checks it
-    before setup; this check is for callers without the marker. `provided_by` is ignored (TOOLS
-    names the package); it stays for existing callers."""
+    before setup; this check is for callers without the marker."""
     check_tools((name,))
     path = shutil.which(name)
     assert path is not None
