@@ -115,20 +115,26 @@ def test_reaper_never_takes_a_live_workers_work(
     try:
         wait_worker_ready(owner)
         api.wait_ready()
-        workflow_id = api.enqueue(num_steps=20, step_seconds=0.3)
+        workflow_id = api.enqueue(num_steps=40, step_seconds=0.25)
         api.wait_status(workflow_id, "PENDING")
-        # A second worker that checks for orphans five times a second, for longer than the
-        # grace period, while the first one is busy with a six-second workflow.
+        # A second worker that checks for orphans ten times a second while the first one is
+        # busy with a ten-second workflow: wait for five of its rounds to have judged the fleet
+        # (however slow the machine), then let the workflow finish.
         reaper = _worker(url, tmp_path, LOG_LEVEL="DEBUG", REAPER_INTERVAL_SECONDS="0.1")
         wait_worker_ready(reaper)
+        wait_for(
+            lambda: reaper.log().count("fleet.recovery_ran recovered=0") >= 5,
+            timeout=60,
+            what="five recovery rounds of the second worker",
+        )
+        assert api.workflow(workflow_id)["status"] == "PENDING", "finished before the rounds"
 
         done = api.wait_status(workflow_id, "SUCCESS")
 
-        assert reaper.log().count("fleet.recovery_ran recovered=0") >= 5
-        assert "recovered=1" not in reaper.log()
+        assert "fleet.recovered_orphans" not in reaper.log()
         assert done["executor_id"] == owner.executor_id
         assert db.rows({workflow_id})[workflow_id] == ("SUCCESS", owner.executor_id, 1)
-        assert db.step_runs() == {(workflow_id, i): 1 for i in range(20)}
+        assert db.step_runs() == {(workflow_id, i): 1 for i in range(40)}
     finally:
         api.stop()
         owner.stop(signal.SIGKILL)
