@@ -35,12 +35,21 @@ _ID_PARAM = {
 _UNAVAILABLE = _problem("The database is unavailable; retry after the Retry-After delay")
 _NOT_FOUND = _problem("No workflow has this id")
 _CONFLICT = _problem("The workflow's status does not allow this")
+_RESUME_CONFLICT = {
+    **_problem(
+        "Not CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED; or, with Retry-After, its cancelled "
+        "execution may still be inside a step: retry after the delay"
+    ),
+    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+}
 _BAD_ID = _problem("The workflow id breaks the rule for workflow ids")
 _CROSS_SITE = _problem("Sent by a browser from a page of another site (Sec-Fetch-Site: cross-site)")
 _NOT_JSON = _problem("A Content-Type other than application/json, even with an empty body")
 
 
-def _workflow_action(summary: str, operation_id: str) -> dict[str, Any]:
+def _workflow_action(
+    summary: str, operation_id: str, conflict: dict[str, Any] = _CONFLICT
+) -> dict[str, Any]:
     return {
         "post": {
             "summary": summary,
@@ -51,7 +60,7 @@ def _workflow_action(summary: str, operation_id: str) -> dict[str, Any]:
                 "400": _BAD_ID,
                 "403": _CROSS_SITE,
                 "404": _NOT_FOUND,
-                "409": _CONFLICT,
+                "409": conflict,
                 "415": _NOT_JSON,
                 "503": _UNAVAILABLE,
             },
@@ -197,7 +206,9 @@ def openapi_document() -> dict[str, Any]:
                 "Cancel a workflow", "cancelWorkflow"
             ),
             "/workflows/{workflow_id}/resume": _workflow_action(
-                "Resume a cancelled workflow on its queue", "resumeWorkflow"
+                "Resume a cancelled workflow on its queue",
+                "resumeWorkflow",
+                _RESUME_CONFLICT,
             ),
             "/": {
                 "get": {
