@@ -31,6 +31,8 @@ class WorkflowRow:
     created_at_ms: int
     started_at_ms: int | None
     recovery_attempts: int
+    # The token of the execution that owns the workflow (DBOS's claim writes it).
+    owner_xid: str | None
 
 
 class FleetStore:
@@ -109,14 +111,18 @@ class FleetStore:
             )
 
     def workflow_row(self, workflow_id: str) -> WorkflowRow | None:
-        """What the worker's metrics need to know of one workflow."""
+        """What a starting execution and the worker's metrics need to know of one workflow."""
         ws = workflow_status
         query = sa.select(
-            ws.c.status, ws.c.created_at, ws.c.started_at_epoch_ms, ws.c.recovery_attempts
+            ws.c.status,
+            ws.c.created_at,
+            ws.c.started_at_epoch_ms,
+            ws.c.recovery_attempts,
+            ws.c.owner_xid,
         ).where(ws.c.workflow_uuid == workflow_id)
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else WorkflowRow(row[0], row[1], row[2], row[3] or 0)
+        return None if row is None else WorkflowRow(row[0], row[1], row[2], row[3] or 0, row[4])
 
     def mark_stopped(self, executor_id: str) -> None:
         with self._heartbeat_engine.begin() as conn:

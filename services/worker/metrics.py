@@ -72,9 +72,10 @@ class WorkerMetrics:
             self.duration.labels(contract.QUEUE_NAME, outcome)
 
     @contextmanager
-    def workflow(self, workflow_id: str | None) -> Iterator[None]:
+    def workflow(self, workflow_id: str | None, row: WorkflowRow | None) -> Iterator[None]:
+        """Count and time one execution; `row` is its workflow's row as read at its start."""
         queue = contract.QUEUE_NAME
-        self._observe_queue_wait(workflow_id)
+        self._observe_queue_wait(row)
         started = time.monotonic()
         self.active.labels(queue).inc()
         outcome = "error"
@@ -106,8 +107,7 @@ class WorkerMetrics:
             logger.debug("metrics.row_unavailable error=%s", type(exc).__name__)
             return None
 
-    def _observe_queue_wait(self, workflow_id: str | None) -> None:
-        row = self._read(workflow_id)
+    def _observe_queue_wait(self, row: WorkflowRow | None) -> None:
         # Only a first start measures the queue's wait; a recovered run restarts much later.
         if row is not None and row.started_at_ms is not None and row.recovery_attempts <= 1:
             wait_seconds = max(0.0, (row.started_at_ms - row.created_at_ms) / 1000)

@@ -76,7 +76,7 @@ def run(settings: WorkerSettings) -> None:
     # stored in the database), and the reaper must never see a claim by an unknown executor.
     maintenance.register()
     maintenance.start()
-    METRICS.row_reader = store.workflow_row
+    METRICS.row_reader = EXECUTIONS.read_row = store.workflow_row
     METRICS.capacity.labels(contract.QUEUE_NAME).set(settings.worker_concurrency)
     DBOS(config=dbos_config(settings))
     try:

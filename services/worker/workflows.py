@@ -26,7 +26,8 @@ PORTABLE = WorkflowSerializationFormat.PORTABLE
 def workflow(
     num_steps: int = DEFAULT_NUM_STEPS, step_seconds: float = DEFAULT_STEP_SECONDS
 ) -> Progress:
-    with EXECUTIONS.running(DBOS.workflow_id), METRICS.workflow(DBOS.workflow_id):
+    workflow_id = DBOS.workflow_id
+    with EXECUTIONS.running(workflow_id) as row, METRICS.workflow(workflow_id, row):
         progress: Progress = {"steps_completed": 0, "num_steps": num_steps}
         DBOS.set_event(PROGRESS_EVENT_KEY, progress, serialization_type=PORTABLE)
         for index in range(num_steps):

@@ -96,3 +96,49 @@ def test_cancel_and_resume_in_a_loop_never_overlap_two_executions(
         api.stop()
         for worker in workers:
             worker.stop()
+
+
+def test_an_execution_that_starts_after_its_workflow_was_resumed_stops_before_any_step(
+    database: tuple[str, SystemDatabase], tmp_path: Path
+) -> None:
+    """DBOS claims a workflow, then starts its code in a pool thread. If that thread is slow,
+    the workflow can be cancelled and resumed before the code starts (nothing listed it yet):
+    the late execution must see that it no longer owns the workflow and run no step."""
+    url, db = database
+    slow = start_worker(
+        url,
+        tmp_path,
+        "tests.support.audited_worker",
+        STEP_AUDIT_DATABASE_URL=url,
+        AUDIT_SLOW_START_SECONDS="2",
+        **FLEET,
+    )
+    api = Api(url, tmp_path, EXECUTOR_GRACE_SECONDS=FLEET["EXECUTOR_GRACE_SECONDS"])
+    try:
+        wait_worker_ready(slow)
+        api.wait_ready()
+        workflow_id = api.enqueue(num_steps=8, step_seconds=0.5)
+        api.wait_status(workflow_id, "PENDING")  # claimed; its code starts in two seconds
+        assert api.http.post(f"/workflows/{workflow_id}/cancel").status_code == 202
+
+        def resumed() -> httpx.Response | None:
+            response = api.http.post(f"/workflows/{workflow_id}/resume")
+            return response if response.status_code != 409 else None
+
+        # Nothing listed the execution yet, so the resume is accepted, and the workflow runs
+        # again at once (its second start here is not slowed) while the first waits to start.
+        assert wait_for(resumed, timeout=30, interval=0.05, what="resume").status_code == 202
+        api.wait_status(workflow_id, "SUCCESS", timeout=60)
+        # The late execution either stops before its first step, or runs steps beside the
+        # resumed one (the fault).
+        wait_for(
+            lambda: "execution.not_owned" in slow.log() or db.overlapping_steps(),
+            timeout=30,
+            what="the late execution to stop or to run",
+        )
+        assert db.overlapping_steps() == [], "the late execution ran beside the resumed one"
+        assert db.step_runs() == {(workflow_id, i): 1 for i in range(8)}
+        assert "execution.not_owned" in slow.log()
+    finally:
+        api.stop()
+        slow.stop()

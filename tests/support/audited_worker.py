@@ -2,17 +2,21 @@
 
 Run as `python -m tests.support.audited_worker`; STEP_AUDIT_DATABASE_URL names the database.
 Only the step's work is wrapped: DBOS, the workflow, the fleet code are the product's own.
+With AUDIT_SLOW_START_SECONDS set, the first execution of each workflow in this process starts
+its code that much later than DBOS claimed it, as a thread slow to be scheduled would.
 """
 
 import os
 import sys
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOS
 
 from services.worker import workflows
 from services.worker.__main__ import main
+from services.worker.executions import EXECUTIONS
 
 AUDIT_TABLE = "step_audit"
 
@@ -64,6 +68,20 @@ def audit_engine(database_url: str) -> sa.Engine:
     return sa.create_engine(url, pool_size=2)
 
 
+def _slow_first_starts(seconds: float) -> None:
+    running, started = EXECUTIONS.running, set()
+
+    def slow_running(workflow_id: str | None) -> Any:
+        if workflow_id not in started:
+            started.add(workflow_id)
+            time.sleep(seconds)
+        return running(workflow_id)
+
+    EXECUTIONS.running = slow_running  # type: ignore[method-assign]
+
+
 if __name__ == "__main__":
     _audited(audit_engine(os.environ["STEP_AUDIT_DATABASE_URL"]))
+    if slow := os.environ.get("AUDIT_SLOW_START_SECONDS"):
+        _slow_first_starts(float(slow))
     sys.exit(main())
