@@ -9,6 +9,7 @@ from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats, sche
 
 # Key of the PostgreSQL advisory lock that serializes schema changes across processes.
 _SCHEMA_LOCK = 0x7177_0001
+_UPGRADE_ATTEMPTS = 3
 
 
 class SchemaOutOfDate(RuntimeError):
@@ -64,6 +65,22 @@ def upgrade(engine: sa.Engine) -> int:
         found = installed_version(conn)
     if found >= SCHEMA_VERSION:
         return found
+    for attempt in range(1, _UPGRADE_ATTEMPTS + 1):
+        try:
+            _upgrade_from(engine)
+            return found
+        except sa.exc.DBAPIError:
+            # SQLite has no lock for DDL here: another process may have made the same change
+            # between our check and our statement. Look again; give up only if still behind.
+            with engine.connect() as conn:
+                if installed_version(conn) >= SCHEMA_VERSION:
+                    return found
+            if attempt == _UPGRADE_ATTEMPTS:
+                raise
+    return found
+
+
+def _upgrade_from(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK)))
@@ -73,7 +90,6 @@ def upgrade(engine: sa.Engine) -> int:
         if found < SCHEMA_VERSION:
             conn.execute(sa.delete(schema_version))
             conn.execute(sa.insert(schema_version).values(version=SCHEMA_VERSION))
-    return found
 
 
 def check(engine: sa.Engine) -> None:
