@@ -74,10 +74,7 @@ class Fleet:
                 )
             ]
             live_versions = sa.select(hb.c.application_version).where(is_alive)
-            orphaned = [
-                tuple(r)
-                for r in conn.execute(_orphaned_query(now, grace_ms, self._engine.dialect.name))
-            ]
+            orphaned = [tuple(r) for r in conn.execute(_orphaned_query(now, grace_ms))]
             stranded = None
             if with_stranded:
                 stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
@@ -108,15 +105,16 @@ def _depth_query() -> sa.CompoundSelect[Any]:
     return sa.union_all(count("ENQUEUED", "PENDING"), count("DELAYED"))
 
 
-def _orphaned_query(now: sa.ColumnElement[int], grace_ms: int, dialect: str) -> sa.Select[Any]:
-    # The very rule the workers' reaper applies (on every queue here: all are reported).
+def _orphaned_query(now: sa.ColumnElement[int], grace_ms: int) -> sa.Select[Any]:
+    # Work of executors not heard from within the grace period, on every queue: what the
+    # reaper will recover once a live worker has beaten through the grace period meanwhile.
     ws = workflow_status
     return (
         sa.select(ws.c.queue_name, sa.func.count())
         .where(
             ws.c.status == "PENDING",
             ws.c.queue_name.is_not(None),
-            rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, now, grace_ms, dialect),
+            rules.owner_is_silent(ws.c.executor_id, ws.c.updated_at, now, grace_ms),
         )
         .group_by(ws.c.queue_name)
     )

@@ -110,32 +110,55 @@ class Store:
                 ).rowcount
             )
 
-    def _may_still_run(self, grace_ms: int) -> sa.Exists:
-        """Whether an execution of the workflow may still be inside a step, on its worker.
+    def _may_still_run(self, grace_ms: int) -> sa.ColumnElement[bool]:
+        """Whether an execution of the workflow may still be inside a step, somewhere.
 
-        A cancelled execution runs on until its current step ends. It is known to be gone only
-        once its worker, still alive, has heartbeated since the cancel (with DBOS's timestamp
-        precision to spare) without listing it; a worker that is not alive runs nothing.
+        A cancelled execution runs on until its current step ends. It is known to be gone once
+        its worker has heartbeated since the cancel (with the clock slack to spare) without
+        listing it, or once that worker is dead by the fleet's one rule (silent while another
+        executor was not: services.contract.fleet). Workers of the previous release list
+        nothing (their rows have no healthy_since): only their death counts for them.
         """
-        ws, hb, ex = workflow_status, heartbeats, executions
-        dialect = self._engine.dialect.name
-        now = rules.transaction_clock_ms(dialect)
+        ws, ex = workflow_status, executions
+        holder, owner = heartbeats.alias("holder"), heartbeats.alias("owner")
+
+        def not_dead(executor: sa.FromClause) -> sa.ColumnElement[bool]:
+            witness = heartbeats.alias()
+            return sa.and_(
+                executor.c.stopped_at.is_(None),
+                ~sa.select(sa.literal(1))
+                .where(
+                    witness.c.executor_id != executor.c.executor_id,
+                    rules.silent_while_witnessed(executor.c.heartbeat_at, witness, grace_ms),
+                )
+                .correlate_except(witness)
+                .exists(),
+            )
+
         listed = (
             sa.select(sa.literal(1))
-            .where(ex.c.executor_id == hb.c.executor_id, ex.c.workflow_id == ws.c.workflow_uuid)
+            .where(
+                ex.c.workflow_id == ws.c.workflow_uuid,
+                holder.c.executor_id == ex.c.executor_id,
+                not_dead(holder),
+            )
+            .correlate_except(ex, holder)
             .exists()
         )
-        return (
+        unconfirmed = (
             sa.select(sa.literal(1))
             .where(
-                hb.c.executor_id == ws.c.executor_id,
-                rules.is_alive(now, grace_ms),
+                owner.c.executor_id == ws.c.executor_id,
                 sa.or_(
-                    hb.c.heartbeat_at <= ws.c.updated_at + rules.clock_slack_ms(dialect), listed
+                    owner.c.healthy_since.is_(None),
+                    owner.c.heartbeat_at <= ws.c.updated_at + rules.CLOCK_SLACK_MS,
                 ),
+                not_dead(owner),
             )
+            .correlate_except(owner)
             .exists()
         )
+        return sa.or_(listed, unconfirmed)
 
     def get(self, workflow_id: str) -> WorkflowRecord | None:
         query = _records_query().where(workflow_status.c.workflow_uuid == workflow_id)

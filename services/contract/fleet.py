@@ -65,37 +65,94 @@ def transaction_clock_ms(dialect: str) -> sa.ColumnElement[int]:
     return clock_ms(dialect)
 
 
-def clock_slack_ms(dialect: str) -> int:
-    """How far DBOS's own timestamps may lag our clock: SQLite's are in whole seconds."""
-    return 0 if dialect == "postgresql" else 1000
+# How far DBOS's own timestamps may be behind the moment they became visible: SQLite's are in
+# whole seconds; PostgreSQL's are the writing transaction's start, a moment before its commit.
+CLOCK_SLACK_MS: Final = 1000
 
 
 def is_alive(now: sa.ColumnElement[int], grace_ms: int) -> sa.ColumnElement[bool]:
-    """The one rule for "this executor is alive": not stopped, heard from within the grace."""
+    """Whether an executor was heard from within the grace period (what /executors and the
+    live-executors metric show). Never enough to take its work: see `owner_is_gone`."""
     return sa.and_(heartbeats.c.stopped_at.is_(None), heartbeats.c.heartbeat_at >= now - grace_ms)
+
+
+def silent_while_witnessed(
+    silent_since: sa.ColumnElement[int], witness: sa.FromClause, grace_ms: int
+) -> sa.ColumnElement[bool]:
+    """Whether the witness (a row of `heartbeats`) beat without a gap for `grace_ms` after
+    `silent_since`, the last sign of life of someone else.
+
+    The one rule for "dead". Silence alone proves nothing: while the database hangs or is
+    unreachable everyone is silent, and right after, everyone's heartbeat is stale. Silence
+    while another executor reached the database every two heartbeat intervals does: a live,
+    connected executor heartbeats every interval, so it cannot stay silent for the grace period
+    (at least four intervals) while the witness got through. Judged on recorded heartbeats, not
+    on the time of the judging statement, so a statement that waited behind a stall judges
+    the same as one that did not.
+    """
+    start = sa.case(
+        (witness.c.healthy_since > silent_since, witness.c.healthy_since), else_=silent_since
+    )
+    return sa.and_(
+        witness.c.healthy_since.is_not(None),
+        witness.c.stopped_at.is_(None),
+        witness.c.heartbeat_at - start >= grace_ms,
+    )
 
 
 def owner_is_gone(
     executor_id: sa.ColumnElement[str],
     updated_at: sa.ColumnElement[int],
+    witness: sa.FromClause,
+    grace_ms: int,
+) -> sa.ColumnElement[bool]:
+    """The one rule for "work of this executor is orphaned" (for PENDING rows), as the witness
+    sees it: the executor stopped, or it was silent while the witness was not. An executor the
+    table never saw (workers join before they claim anything, so one from before the table
+    existed) counts as silent since its row last changed, give or take the clock slack.
+    """
+    owner = heartbeats.alias("owner")
+    # Explicitly correlated: nested in an UPDATE's subquery, SQLAlchemy would otherwise add
+    # the outer table to this FROM, and judge every row by any silent executor.
+    known = (
+        sa.select(owner.c.executor_id)
+        .where(owner.c.executor_id == executor_id)
+        .correlate_except(owner)
+    )
+    gone = (
+        sa.select(sa.literal(1))
+        .where(
+            owner.c.executor_id == executor_id,
+            sa.or_(
+                owner.c.stopped_at.is_not(None),
+                silent_while_witnessed(owner.c.heartbeat_at, witness, grace_ms),
+            ),
+        )
+        .correlate_except(owner)
+        .exists()
+    )
+    unknown_and_quiet = sa.and_(
+        ~known.exists(),
+        silent_while_witnessed(updated_at + CLOCK_SLACK_MS, witness, grace_ms),
+    )
+    return sa.or_(gone, unknown_and_quiet)
+
+
+def owner_is_silent(
+    executor_id: sa.ColumnElement[str],
+    updated_at: sa.ColumnElement[int],
     now: sa.ColumnElement[int],
     grace_ms: int,
-    dialect: str,
 ) -> sa.ColumnElement[bool]:
-    """The one rule for "work of this executor is orphaned" (for PENDING rows).
-
-    A known executor that is not alive; or one the table never saw (workers join before they
-    claim anything, so one from before the table existed) once its row has been quiet for the
-    grace period plus the clock slack.
-    """
+    """What operators see as orphaned (for PENDING rows): the executor is not alive by the
+    clock (`is_alive`), or one the table never saw and whose row has been quiet that long.
+    Right after a stall this includes everyone's work; it is a view, never a reason to act:
+    the reaper acts only on `owner_is_gone`."""
     known = sa.select(heartbeats.c.executor_id)
     live = sa.select(heartbeats.c.executor_id).where(is_alive(now, grace_ms))
     return sa.or_(
         sa.and_(executor_id.in_(known), executor_id.not_in(live)),
-        sa.and_(
-            executor_id.not_in(known),
-            updated_at < now - grace_ms - clock_slack_ms(dialect),
-        ),
+        sa.and_(executor_id.not_in(known), updated_at < now - grace_ms - CLOCK_SLACK_MS),
     )
 
 

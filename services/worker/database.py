@@ -54,18 +54,17 @@ def create_engine(
     database_url: str, *, pool_size: int, timeout_seconds: float, name: str = "fleet"
 ) -> sa.Engine:
     """A small engine for fleet bookkeeping, apart from DBOS's pool, where nothing waits
-    longer than `timeout_seconds`: not for a pooled connection, a new connection, a lock, a
-    statement, or (on PostgreSQL) an unacknowledged network write."""
+    longer than `timeout_seconds`: not for a pooled connection, a lock, a statement, or (on
+    PostgreSQL) a new connection (libpq counts whole seconds, at least 2) or an
+    unacknowledged network write (twice the timeout, at least 1 s)."""
     url = sa.make_url(database_url)
     timeout_ms = max(1, int(timeout_seconds * 1000))
     if url.get_backend_name() == "postgresql":
-        options = " ".join(
-            f"-c {setting}={timeout_ms}"
-            for setting in (
-                "statement_timeout",
-                "lock_timeout",
-                "idle_in_transaction_session_timeout",
-            )
+        # An open transaction of ours is only ever idle between two of our statements (the
+        # thread may wait for the GIL under load): give it far more than a statement.
+        options = (
+            f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} "
+            f"-c idle_in_transaction_session_timeout={10 * timeout_ms}"
         )
         return sa.create_engine(
             url.set(drivername="postgresql+psycopg"),

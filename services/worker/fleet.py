@@ -47,23 +47,37 @@ class FleetStore:
     def engine(self) -> sa.Engine:
         return self._engine
 
-    def register(self, executor_id: str, application_version: str, hostname: str) -> None:
-        """Join the fleet: (re)write this executor's row as alive and not stopped."""
+    def register(
+        self,
+        executor_id: str,
+        application_version: str,
+        hostname: str,
+        running: Callable[[], frozenset[str]] = frozenset,
+    ) -> None:
+        """Join the fleet: (re)write this executor's row as alive and not stopped, with the
+        executions it runs (none at start; some when it joins again after being forgotten)."""
         now = rules.clock_ms(self._dialect)
-        with self._heartbeat_engine.begin() as conn:
-            conn.execute(sa.delete(heartbeats).where(heartbeats.c.executor_id == executor_id))
-            conn.execute(sa.delete(executions).where(executions.c.executor_id == executor_id))
-            conn.execute(
-                sa.insert(heartbeats).values(
-                    executor_id=executor_id,
-                    application_version=application_version,
-                    hostname=hostname,
-                    started_at=now,
-                    heartbeat_at=now,
-                    healthy_since=now,
+        try:
+            with self._heartbeat_engine.begin() as conn:
+                conn.execute(sa.delete(heartbeats).where(heartbeats.c.executor_id == executor_id))
+                conn.execute(sa.delete(executions).where(executions.c.executor_id == executor_id))
+                conn.execute(
+                    sa.insert(heartbeats).values(
+                        executor_id=executor_id,
+                        application_version=application_version,
+                        hostname=hostname,
+                        started_at=now,
+                        heartbeat_at=now,
+                        healthy_since=now,
+                    )
                 )
-            )
-        self._reported = frozenset()
+                self._reported = frozenset()
+                current = running()
+                self._report(conn, executor_id, current)
+        except BaseException:
+            self._reported = None
+            raise
+        self._reported = current
 
     def heartbeat(
         self, executor_id: str, max_gap_ms: int, running: Callable[[], frozenset[str]]
@@ -142,10 +156,12 @@ class FleetStore:
         stops at its next checkpoint, recovery attempts kept so a poison workflow still ends in
         MAX_RECOVERY_ATTEMPTS_EXCEEDED.
 
-        Only while this executor's own heartbeats, as the database saw them, have gone without
-        a gap for the grace period: after a stall of the database (or of this worker) every
-        heartbeat is stale, its own included, and nobody may be judged until they had time to
-        beat again. All times are the transaction's start, never later than what it reads.
+        This worker is the witness (services.contract.fleet.silent_while_witnessed): it takes
+        the work of an executor only if that one stayed silent for the grace period while this
+        one's own heartbeats reached the database without a gap, as recorded; after a stall of
+        the database every heartbeat is stale, its own included, and nobody is judged until
+        someone has beaten through a whole grace period again. The rule sits in the UPDATE
+        itself, so what it judges and what it changes are one statement.
         """
         ws, hb = workflow_status, heartbeats
         now = rules.transaction_clock_ms(self._dialect)
@@ -162,12 +178,20 @@ class FleetStore:
             ).first()
             if healthy is None:
                 return "unhealthy"
-            dead_owner = rules.owner_is_gone(
-                ws.c.executor_id, ws.c.updated_at, now, grace_ms, self._dialect
+            me = heartbeats.alias("witness")
+            judged_by_me = (
+                sa.select(sa.literal(1))
+                .where(
+                    me.c.executor_id == executor_id,
+                    me.c.heartbeat_at >= now - max_gap_ms,
+                    rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, me, grace_ms),
+                )
+                .correlate_except(me)
+                .exists()
             )
             recovered = conn.execute(
                 sa.update(ws)
-                .where(ws.c.status == "PENDING", ws.c.queue_name == queue_name, dead_owner)
+                .where(ws.c.status == "PENDING", ws.c.queue_name == queue_name, judged_by_me)
                 .values(status="ENQUEUED", owner_xid=None, started_at_epoch_ms=None, updated_at=now)
             ).rowcount
             self._forget_long_gone(conn, now)

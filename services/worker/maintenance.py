@@ -14,12 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services import contract
+from services.contract.fleet import CLOCK_SLACK_MS
 from services.worker.executions import Executions
 from services.worker.fleet import FleetStore
 from services.worker.retention import Retention
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
+
+# A resume trusts a heartbeat only from CLOCK_SLACK_MS after the cancel: beat again past it.
+FOLLOW_UP_SECONDS = CLOCK_SLACK_MS / 1000 + 0.2
 
 
 def _reason(exc: BaseException) -> str:
@@ -74,6 +78,8 @@ class Maintenance:
         # heartbeats without a gap that it closes (None: no such run).
         self._last_beat: float | None = None
         self._healthy_since: float | None = None
+        # When to heartbeat again after a nudge, sooner than the interval; None: no need.
+        self._follow_up: float | None = None
         janitor = [_Duty("recovery", settings.reaper_interval_seconds, self._recover)]
         if settings.retention_seconds > 0:
             janitor.append(_Duty("retention", settings.retention_interval_seconds, self._retain))
@@ -101,7 +107,10 @@ class Maintenance:
             thread.join(timeout=2)
 
     def nudge(self) -> None:
-        """Heartbeat now rather than at the next interval (a cancelled execution ended)."""
+        """Heartbeat now, and once more past the clock slack, rather than at the next interval:
+        a cancelled execution ended, and a resume waits for a heartbeat the clock slack after
+        the cancel that no longer lists it."""
+        self._follow_up = time.monotonic() + FOLLOW_UP_SECONDS
         self._wake.set()
 
     def healthy(self) -> bool:
@@ -122,16 +131,24 @@ class Maintenance:
                 logger.warning(
                     "fleet.heartbeat_failed error=%s reason=%s", type(exc).__name__, _reason(exc)
                 )
-            self._wake.wait(max(0.0, started + interval - time.monotonic()))
+            due = started + interval
+            if self._follow_up is not None:
+                due = min(due, self._follow_up)
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
+            if self._follow_up is not None and time.monotonic() >= self._follow_up:
+                self._follow_up = None
 
     def _heartbeat(self) -> None:
         settings = self._settings
         max_gap_ms = int(settings.heartbeat_max_gap_seconds * 1000)
-        beat = self._store.heartbeat(settings.executor_id, max_gap_ms, self._executions.snapshot)
+        running = self._executions.snapshot
+        beat = self._store.heartbeat(settings.executor_id, max_gap_ms, running)
         if not beat and not self._stop.is_set():
             # Our row is gone (forgotten after a very long outage): join again.
-            self._store.register(settings.executor_id, settings.application_version, self._hostname)
+            self._store.register(
+                settings.executor_id, settings.application_version, self._hostname, running
+            )
         # Measured between the ends of good heartbeats: one that hung through a stall ends
         # late, and proves nothing about the time it hung.
         ended, last = time.monotonic(), self._last_beat

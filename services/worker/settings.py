@@ -68,11 +68,11 @@ class WorkerSettings(BaseModel):
 
     @model_validator(mode="after")
     def _grace_outlasts_heartbeats(self) -> Self:
-        if self.executor_grace_seconds < 3 * self.heartbeat_interval_seconds:
+        if self.executor_grace_seconds < 4 * self.heartbeat_interval_seconds:
             raise ValueError(
-                f"{contract.ENV_EXECUTOR_GRACE_SECONDS} must be at least three times "
-                "HEARTBEAT_INTERVAL_SECONDS: a worker may go two intervals between heartbeats "
-                "without being thought dead"
+                f"{contract.ENV_EXECUTOR_GRACE_SECONDS} must be at least four times "
+                "HEARTBEAT_INTERVAL_SECONDS: a live worker may miss heartbeats for up to about "
+                "three intervals (a stall of two, a slow reconnect) without being thought dead"
             )
         return self
 

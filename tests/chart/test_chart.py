@@ -205,8 +205,8 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         ({**DEFAULTS, "worker": {"concurrency": "ten"}}, "concurrency"),
         ({"database": {"url": "mysql://x"}}, "url"),
         (
-            {**DEFAULTS, "executorGraceSeconds": 14, "worker": {"heartbeatIntervalSeconds": 5}},
-            "executorGraceSeconds must be at least three times",
+            {**DEFAULTS, "executorGraceSeconds": 19, "worker": {"heartbeatIntervalSeconds": 5}},
+            "executorGraceSeconds must be at least four times",
         ),
     ],
     ids=[
@@ -217,7 +217,7 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         "unknown-key",
         "wrong-type",
         "bad-url",
-        "grace-below-three-heartbeats",
+        "grace-below-four-heartbeats",
     ],
 )
 def test_bad_values_fail_the_install_naming_the_key(values: dict[str, Any], message: str) -> None:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.postgres
 
 GRACE_SECONDS = 2.0
 STALL_SECONDS = 3 * GRACE_SECONDS
+NUM_STEPS = 10
 FAST_FLEET = {
     "HEARTBEAT_INTERVAL_SECONDS": "0.25",
     "EXECUTOR_GRACE_SECONDS": str(GRACE_SECONDS),
@@ -70,16 +71,17 @@ def test_a_stall_longer_than_the_grace_takes_no_live_workers_work(
         for worker in workers:
             wait_worker_ready(worker)
         api.wait_ready()
-        ids = {api.enqueue(num_steps=10, step_seconds=0.3) for _ in range(12)}
-        for worker in workers:
-            executor_id = worker.executor_id
-            wait_for(partial(db.pending_on, executor_id), timeout=30, what=f"{executor_id} busy")
+        ids = {api.enqueue(num_steps=NUM_STEPS, step_seconds=0.5) for _ in range(12)}
         # The reapers must have been able to run before the stall: healthy for a grace period.
         wait_for(
             lambda: all("fleet.recovery_ran" in w.log() for w in workers),
             timeout=30,
             what="both reapers running",
         )
+        # Both busy right now, so the stall catches work in flight on each.
+        for worker in workers:
+            executor_id = worker.executor_id
+            wait_for(partial(db.pending_on, executor_id), timeout=30, what=f"{executor_id} busy")
         db.engine.dispose()  # its connections would wait on the frozen server too
 
         server.freeze()
@@ -115,7 +117,7 @@ def test_a_stall_longer_than_the_grace_takes_no_live_workers_work(
         attempts = {w: row[2] for w, row in db.rows(ids).items()}
         assert set(attempts.values()) == {1}, attempts
         runs = db.step_runs()
-        assert runs == {(w, i): 1 for w in ids for i in range(10)}
+        assert runs == {(w, i): 1 for w in ids for i in range(NUM_STEPS)}
     finally:
         server.thaw()  # before stopping the workers: a drain needs the database
         db.close()

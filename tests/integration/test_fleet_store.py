@@ -1,6 +1,9 @@
 """The fleet tables' rules on the real databases: joining, heartbeats, health, recovery, leaving."""
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -11,6 +14,7 @@ from services.worker.database import create_engine, with_schemas, workflow_statu
 from services.worker.fleet import FleetStore
 from services.worker.retention import Retention
 from tests.conftest import BACKENDS, NewDatabase
+from tests.support.processes import REPO_ROOT
 
 GRACE_MS, MAX_GAP_MS = 3000, 1000
 
@@ -52,14 +56,16 @@ def _age(store: FleetStore, executor_id: str, ms: int, *, healthy_too: bool = Fa
         )
 
 
-def _pending(store: FleetStore, workflow_id: str, executor_id: str | None) -> None:
+def _pending(
+    store: FleetStore, workflow_id: str, executor_id: str | None, queue: str = "workflow-queue"
+) -> None:
     with store.engine.begin() as conn:
         conn.execute(
             sa.insert(workflow_status).values(
                 workflow_uuid=workflow_id,
                 status="PENDING",
                 name="workflow",
-                queue_name="workflow-queue",
+                queue_name=queue,
                 executor_id=executor_id,
                 created_at=0,
                 updated_at=0,
@@ -157,6 +163,26 @@ def test_recovery_judges_others_only_while_its_own_heartbeats_are_unbroken(
     assert _status(store, "orphan") == "ENQUEUED"
 
 
+def test_recovery_takes_the_dead_workers_work_and_only_that(store: FleetStore) -> None:
+    store.register("reaper", "1", "host")
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(heartbeats).values(healthy_since=heartbeats.c.heartbeat_at - 2 * GRACE_MS)
+        )
+    store.register("live", "1", "host")
+    store.register("dead", "1", "host")
+    _age(store, "dead", 60_000)
+    _pending(store, "of-the-dead", "dead")
+    _pending(store, "of-the-living", "live")
+    _pending(store, "of-the-reaper", "reaper")
+
+    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == 1
+
+    assert _status(store, "of-the-dead") == "ENQUEUED"
+    assert _status(store, "of-the-living") == "PENDING"
+    assert _status(store, "of-the-reaper") == "PENDING"
+
+
 def test_long_gone_executors_are_forgotten_despite_work_without_an_owner(
     store: FleetStore,
 ) -> None:
@@ -174,7 +200,7 @@ def test_long_gone_executors_are_forgotten_despite_work_without_an_owner(
             .where(heartbeats.c.executor_id == "gone")
             .values(stopped_at=heartbeats.c.heartbeat_at)
         )
-    _pending(store, "ownerless", None)  # a PENDING row with a NULL executor
+    _pending(store, "ownerless", None, "other-queue")  # a PENDING row with a NULL executor
 
     assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == 0
 
@@ -234,5 +260,76 @@ def test_migrate_upgrades_the_first_releases_table_and_keeps_its_rows(
                 ("old", 2, None)
             ]
             assert conn.execute(sa.select(sa.func.count()).select_from(executions)).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_recovery_judges_by_recorded_heartbeats_not_by_when_its_statement_runs(
+    store: FleetStore,
+) -> None:
+    """A reap that ran right after a stall would find every heartbeat stale against the clock;
+    judged by the reaper's own recorded heartbeats, the other worker was not silent long."""
+    store.register("reaper", "1", "host")
+    store.register("busy", "1", "host")
+    _pending(store, "running", "busy")
+    with store.engine.begin() as conn:
+        conn.execute(  # the reaper beat without a gap for a long time...
+            sa.update(heartbeats)
+            .where(heartbeats.c.executor_id == "reaper")
+            .values(healthy_since=heartbeats.c.heartbeat_at - 10 * GRACE_MS)
+        )
+    _age(store, "busy", 1000)  # ...and "busy" beat a second before its last heartbeat
+    # Then the database stalled for 20 s: everything recorded is 20 s old when the reap runs.
+    _age(store, "reaper", 20_000, healthy_too=True)
+    _age(store, "busy", 20_000)
+
+    # (Its own freshness is waived here, to reach the rule itself.)
+    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, 60_000) == 0
+    assert _status(store, "running") == "PENDING"
+
+
+# Each process waits for the go file, then upgrades: all at the same moment.
+_UPGRADER = """
+import sys, time
+from pathlib import Path
+from services.worker import database, fleet_schema
+engine = database.with_schemas(database.create_engine(sys.argv[1], pool_size=1, timeout_seconds=10))
+print("ready", flush=True)
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.001)
+fleet_schema.upgrade(engine)
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_upgrades_of_the_first_releases_table_all_succeed(
+    backend: str, new_database: NewDatabase, tmp_path: Path
+) -> None:
+    url = new_database(backend)
+    engine = with_schemas(create_engine(url, pool_size=1, timeout_seconds=10))
+    postgres = engine.dialect.name == "postgresql"
+    table = "queue_worker.worker_heartbeats" if postgres else "worker_heartbeats"
+    go = tmp_path / "go"
+    try:
+        with engine.begin() as conn:
+            if postgres:
+                conn.execute(sa.text("CREATE SCHEMA queue_worker"))
+            conn.execute(sa.text(_V1_DDL.format(table=table)))
+        upgraders = [
+            subprocess.Popen(
+                [sys.executable, "-c", _UPGRADER, url, str(go)],
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        for upgrader in upgraders:
+            assert upgrader.stdout is not None and upgrader.stdout.readline() == "ready\n"
+        go.touch()
+        outcomes = [(p.communicate(timeout=60)[1], p.returncode) for p in upgraders]
+        assert [err for err, code in outcomes if code != 0] == []
+        fleet_schema.check(engine)
     finally:
         engine.dispose()

@@ -63,13 +63,13 @@ def test_workers_on_one_host_get_distinct_executor_ids() -> None:
     assert first.executor_id != second.executor_id
 
 
-def test_grace_period_must_outlast_three_heartbeats() -> None:
+def test_grace_period_must_outlast_four_heartbeats() -> None:
     with pytest.raises(ValueError, match="EXECUTOR_GRACE_SECONDS"):
-        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "14"})
+        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "19"})
     settings = WorkerSettings.from_env(
-        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "15"}
+        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "20"}
     )
-    assert settings.executor_grace_seconds == 15
+    assert settings.executor_grace_seconds == 20
     # A heartbeat waits for nothing longer than its interval; two intervals without one break
     # the run of healthy heartbeats the reaper needs.
     assert settings.heartbeat_timeout_seconds < settings.heartbeat_interval_seconds
