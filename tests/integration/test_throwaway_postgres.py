@@ -2,6 +2,7 @@
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +23,15 @@ def test_a_frozen_server_hangs_a_query_until_it_is_thawed(
     server = throwaway_postgres
     assert server.port != 55432  # picked free, not fixed
     conn = psycopg.connect(server.url, autocommit=True, connect_timeout=10)
+    try:
+        _freeze_and_thaw(server, conn)
+    finally:
+        conn.close()
+    with psycopg.connect(server.url, connect_timeout=10) as fresh:
+        assert fresh.execute("SELECT 1").fetchone() == (1,)
+
+
+def _freeze_and_thaw(server: ThrowawayPostgres, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
     row = conn.execute("SELECT pg_backend_pid()").fetchone()
     assert row is not None
     backend = int(row[0])
@@ -49,6 +59,3 @@ def test_a_frozen_server_hangs_a_query_until_it_is_thawed(
     thread.join(timeout=10)
     assert answers == [42]
     assert all(_state(pid) != "T" for pid in server.pids())
-    conn.close()
-    with psycopg.connect(server.url, connect_timeout=10) as fresh:
-        assert fresh.execute("SELECT 1").fetchone() == (1,)

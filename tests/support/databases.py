@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from tests.support.polling import wait_for
 from tests.support.processes import free_port
 
 LOCAL_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -212,6 +213,14 @@ class ThrowawayPostgres:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)
+        # A signal is delivered when the process is next scheduled: return once all have
+        # stopped, so whatever the caller sends next meets a frozen server.
+        wait_for(
+            lambda: all(_state(pid) in ("T", "t", "gone") for pid in stopped),
+            timeout=10,
+            interval=0.01,
+            what="every server process to stop",
+        )
 
     def thaw(self) -> None:
         """SIGCONT what `freeze` stopped (and anything of the server's that is stopped)."""
@@ -232,6 +241,15 @@ class ThrowawayPostgres:
             check=False,
         )
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+def _state(pid: int) -> str:
+    """The process's state letter from /proc ("T": stopped), or "gone"."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    return text[text.rindex(")") + 2]
 
 
 def _children_by_parent() -> dict[int, list[int]]:
