@@ -110,6 +110,19 @@ class Store:
                 ).rowcount
             )
 
+    def stamp_cancelled(self, workflow_id: str) -> None:
+        """Set a cancelled workflow's updated_at to the database's clock now, after the cancel
+        committed. DBOS writes its transaction's start, which may be well before the commit
+        (a stall in between): the resume's guard needs a time after which any execution that
+        starts sees the cancel."""
+        ws = workflow_status
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.update(ws)
+                .where(ws.c.workflow_uuid == workflow_id, ws.c.status == "CANCELLED")
+                .values(updated_at=now_ms(self._engine))
+            )
+
     def _may_still_run(self, grace_ms: int) -> sa.ColumnElement[bool]:
         """Whether an execution of the workflow may still be inside a step, somewhere.
 
@@ -129,7 +142,9 @@ class Store:
                 ~sa.select(sa.literal(1))
                 .where(
                     witness.c.executor_id != executor.c.executor_id,
-                    rules.silent_while_witnessed(executor.c.heartbeat_at, witness, grace_ms),
+                    rules.silent_while_witnessed(
+                        executor.c.heartbeat_at, witness, rules.grace_of(executor, grace_ms)
+                    ),
                 )
                 .correlate_except(witness)
                 .exists(),

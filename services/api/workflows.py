@@ -77,6 +77,7 @@ class Workflows:
         # DBOS's cancel is one conditional UPDATE that leaves finished workflows alone: the
         # row read after it says which happened.
         self._client.cancel_workflow(workflow_id)
+        self._store.stamp_cancelled(workflow_id)
         record = self.get(workflow_id)
         if record.status != "CANCELLED":
             raise WorkflowConflict(f"workflow already finished with status {record.status}")

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from services.contract import FLEET_SCHEMA, HEARTBEATS_TABLE
 
 # The fleet tables' version; `python -m services.worker migrate` brings a database up to it.
-# 1: heartbeats. 2: healthy_since, executions, schema_version.
+# 1: heartbeats. 2: healthy_since, grace_ms, executions, schema_version.
 SCHEMA_VERSION: Final = 2
 
 metadata = sa.MetaData()
@@ -26,6 +26,9 @@ heartbeats = sa.Table(
     sa.Column("stopped_at", sa.BigInteger, nullable=True),
     # Start of the executor's current run of heartbeats without a gap (see the reaper).
     sa.Column("healthy_since", sa.BigInteger, nullable=True),
+    # The grace period this executor promises to heartbeat within (its own setting): it is
+    # judged by it, or by the judge's own setting where that is longer.
+    sa.Column("grace_ms", sa.BigInteger, nullable=True),
     schema=FLEET_SCHEMA,
 )
 # The workflows each executor was running its code for at its last heartbeat: a resume waits
@@ -76,8 +79,19 @@ def is_alive(now: sa.ColumnElement[int], grace_ms: int) -> sa.ColumnElement[bool
     return sa.and_(heartbeats.c.stopped_at.is_(None), heartbeats.c.heartbeat_at >= now - grace_ms)
 
 
+def grace_of(executor: sa.FromClause, grace_ms: int) -> sa.ColumnElement[int]:
+    """The grace an executor is judged by: its own, or the judge's where that is longer (and
+    for a worker of the first release, which declares none)."""
+    declared = executor.c.grace_ms
+    return sa.case(
+        (sa.and_(declared.is_not(None), declared > grace_ms), declared), else_=sa.literal(grace_ms)
+    )
+
+
 def silent_while_witnessed(
-    silent_since: sa.ColumnElement[int], witness: sa.FromClause, grace_ms: int
+    silent_since: sa.ColumnElement[int],
+    witness: sa.FromClause,
+    grace_ms: int | sa.ColumnElement[int],
 ) -> sa.ColumnElement[bool]:
     """Whether the witness (a row of `heartbeats`) beat without a gap for `grace_ms` after
     `silent_since`, the last sign of life of someone else.
@@ -86,9 +100,9 @@ def silent_while_witnessed(
     unreachable everyone is silent, and right after, everyone's heartbeat is stale. Silence
     while another executor reached the database every two heartbeat intervals does: a live,
     connected executor heartbeats every interval, so it cannot stay silent for the grace period
-    (at least four intervals) while the witness got through. Judged on recorded heartbeats, not
-    on the time of the judging statement, so a statement that waited behind a stall judges
-    the same as one that did not.
+    (at least four intervals and a reconnect) while the witness got through. Judged on
+    recorded heartbeats, not on the time of the judging statement, so a statement that waited
+    behind a stall judges the same as one that did not.
     """
     start = sa.case(
         (witness.c.healthy_since > silent_since, witness.c.healthy_since), else_=silent_since
@@ -125,7 +139,7 @@ def owner_is_gone(
             owner.c.executor_id == executor_id,
             sa.or_(
                 owner.c.stopped_at.is_not(None),
-                silent_while_witnessed(owner.c.heartbeat_at, witness, grace_ms),
+                silent_while_witnessed(owner.c.heartbeat_at, witness, grace_of(owner, grace_ms)),
             ),
         )
         .correlate_except(owner)

@@ -53,6 +53,7 @@ class FleetStore:
         application_version: str,
         hostname: str,
         running: Callable[[], frozenset[str]] = frozenset,
+        grace_ms: int | None = None,
     ) -> None:
         """Join the fleet: (re)write this executor's row as alive and not stopped, with the
         executions it runs (none at start; some when it joins again after being forgotten)."""
@@ -69,6 +70,7 @@ class FleetStore:
                         started_at=now,
                         heartbeat_at=now,
                         healthy_since=now,
+                        grace_ms=grace_ms,
                     )
                 )
                 self._reported = frozenset()

@@ -24,9 +24,10 @@ def _create_heartbeats(conn: sa.Connection) -> None:
 
 def _add_health_and_executions(conn: sa.Connection) -> None:
     columns = {c["name"] for c in sa.inspect(conn).get_columns(heartbeats.name, _schema(conn))}
-    if "healthy_since" not in columns:
-        table = heartbeats.name if _schema(conn) is None else f'"{FLEET_SCHEMA}".{heartbeats.name}'
-        conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN healthy_since BIGINT"))
+    table = heartbeats.name if _schema(conn) is None else f'"{FLEET_SCHEMA}".{heartbeats.name}'
+    for column in ("healthy_since", "grace_ms"):
+        if column not in columns:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} BIGINT"))
     executions.create(conn, checkfirst=True)
     schema_version.create(conn, checkfirst=True)
 

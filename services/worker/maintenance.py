@@ -80,6 +80,7 @@ class Maintenance:
         self._healthy_since: float | None = None
         # When to heartbeat again after a nudge, sooner than the interval; None: no need.
         self._follow_up: float | None = None
+        self._follow_up_lock = threading.Lock()
         janitor = [_Duty("recovery", settings.reaper_interval_seconds, self._recover)]
         if settings.retention_seconds > 0:
             janitor.append(_Duty("retention", settings.retention_interval_seconds, self._retain))
@@ -93,7 +94,12 @@ class Maintenance:
     def register(self) -> None:
         """Join the fleet before DBOS launches (and may claim work): the reaper must know us."""
         settings = self._settings
-        self._store.register(settings.executor_id, settings.application_version, self._hostname)
+        self._store.register(
+            settings.executor_id,
+            settings.application_version,
+            self._hostname,
+            grace_ms=int(settings.executor_grace_seconds * 1000),
+        )
         self._last_beat = self._healthy_since = time.monotonic()
 
     def start(self) -> None:
@@ -101,16 +107,20 @@ class Maintenance:
             thread.start()
 
     def stop(self) -> None:
+        """Stop both threads, waiting a moment at most: one may hang on the database, and a
+        late heartbeat never revives an executor marked stopped."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + 1.0
         for thread in self._threads:
-            thread.join(timeout=2)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def nudge(self) -> None:
         """Heartbeat now, and once more past the clock slack, rather than at the next interval:
         a cancelled execution ended, and a resume waits for a heartbeat the clock slack after
         the cancel that no longer lists it."""
-        self._follow_up = time.monotonic() + FOLLOW_UP_SECONDS
+        with self._follow_up_lock:
+            self._follow_up = time.monotonic() + FOLLOW_UP_SECONDS
         self._wake.set()
 
     def healthy(self) -> bool:
@@ -131,13 +141,15 @@ class Maintenance:
                 logger.warning(
                     "fleet.heartbeat_failed error=%s reason=%s", type(exc).__name__, _reason(exc)
                 )
-            due = started + interval
-            if self._follow_up is not None:
-                due = min(due, self._follow_up)
+            with self._follow_up_lock:
+                due = started + interval
+                if self._follow_up is not None:
+                    if self._follow_up <= started:  # this beat was the follow-up
+                        self._follow_up = None
+                    else:
+                        due = min(due, self._follow_up)
             self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
-            if self._follow_up is not None and time.monotonic() >= self._follow_up:
-                self._follow_up = None
 
     def _heartbeat(self) -> None:
         settings = self._settings
@@ -147,7 +159,11 @@ class Maintenance:
         if not beat and not self._stop.is_set():
             # Our row is gone (forgotten after a very long outage): join again.
             self._store.register(
-                settings.executor_id, settings.application_version, self._hostname, running
+                settings.executor_id,
+                settings.application_version,
+                self._hostname,
+                running,
+                int(settings.executor_grace_seconds * 1000),
             )
         # Measured between the ends of good heartbeats: one that hung through a stall ends
         # late, and proves nothing about the time it hung.

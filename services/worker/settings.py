@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services import contract
 
+# What a heartbeat may lose to a new connection (libpq's connect timeout is at least 2 s).
+RECONNECT_ALLOWANCE_SECONDS = 2.0
+
 
 def _local_executor_id() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
@@ -68,13 +71,18 @@ class WorkerSettings(BaseModel):
 
     @model_validator(mode="after")
     def _grace_outlasts_heartbeats(self) -> Self:
-        if self.executor_grace_seconds < 4 * self.heartbeat_interval_seconds:
+        if self.executor_grace_seconds < self.minimum_grace_seconds:
             raise ValueError(
                 f"{contract.ENV_EXECUTOR_GRACE_SECONDS} must be at least four times "
-                "HEARTBEAT_INTERVAL_SECONDS: a live worker may miss heartbeats for up to about "
-                "three intervals (a stall of two, a slow reconnect) without being thought dead"
+                f"HEARTBEAT_INTERVAL_SECONDS plus {RECONNECT_ALLOWANCE_SECONDS:g} seconds "
+                f"({self.minimum_grace_seconds:g} here): a live worker may miss heartbeats for "
+                "a stall of two intervals, its cadence and a reconnect without being thought dead"
             )
         return self
+
+    @property
+    def minimum_grace_seconds(self) -> float:
+        return 4 * self.heartbeat_interval_seconds + RECONNECT_ALLOWANCE_SECONDS
 
     @property
     def heartbeat_max_gap_seconds(self) -> float:

@@ -205,7 +205,7 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         ({**DEFAULTS, "worker": {"concurrency": "ten"}}, "concurrency"),
         ({"database": {"url": "mysql://x"}}, "url"),
         (
-            {**DEFAULTS, "executorGraceSeconds": 19, "worker": {"heartbeatIntervalSeconds": 5}},
+            {**DEFAULTS, "executorGraceSeconds": 21, "worker": {"heartbeatIntervalSeconds": 5}},
             "executorGraceSeconds must be at least four times",
         ),
     ],

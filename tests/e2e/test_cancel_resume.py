@@ -20,9 +20,11 @@ from tests.support.processes import Api, start_worker, wait_worker_ready
 pytestmark = pytest.mark.postgres
 
 NUM_STEPS, STEP_SECONDS, ROUNDS = 12, 0.25, 4
+# Six seconds of steps: the late start (four seconds) comes in the middle of the resumed run.
+NUM_LATE_STEPS = 12
 FLEET = {
     "HEARTBEAT_INTERVAL_SECONDS": "0.25",
-    "EXECUTOR_GRACE_SECONDS": "2",
+    "EXECUTOR_GRACE_SECONDS": "3",
     "WORKER_CONCURRENCY": "4",
 }
 
@@ -110,15 +112,15 @@ def test_an_execution_that_starts_after_its_workflow_was_resumed_stops_before_an
         tmp_path,
         "tests.support.audited_worker",
         STEP_AUDIT_DATABASE_URL=url,
-        AUDIT_SLOW_START_SECONDS="2",
+        AUDIT_SLOW_START_SECONDS="4",
         **FLEET,
     )
     api = Api(url, tmp_path, EXECUTOR_GRACE_SECONDS=FLEET["EXECUTOR_GRACE_SECONDS"])
     try:
         wait_worker_ready(slow)
         api.wait_ready()
-        workflow_id = api.enqueue(num_steps=8, step_seconds=0.5)
-        api.wait_status(workflow_id, "PENDING")  # claimed; its code starts in two seconds
+        workflow_id = api.enqueue(num_steps=NUM_LATE_STEPS, step_seconds=0.5)
+        api.wait_status(workflow_id, "PENDING")  # claimed; its code starts in four seconds
         assert api.http.post(f"/workflows/{workflow_id}/cancel").status_code == 202
 
         def resumed() -> httpx.Response | None:
@@ -137,7 +139,7 @@ def test_an_execution_that_starts_after_its_workflow_was_resumed_stops_before_an
             what="the late execution to stop or to run",
         )
         assert db.overlapping_steps() == [], "the late execution ran beside the resumed one"
-        assert db.step_runs() == {(workflow_id, i): 1 for i in range(8)}
+        assert db.step_runs() == {(workflow_id, i): 1 for i in range(NUM_LATE_STEPS)}
         assert "execution.not_owned" in slow.log()
     finally:
         api.stop()

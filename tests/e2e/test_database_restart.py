@@ -15,7 +15,7 @@ from tests.support.processes import Api, free_port, start_worker, wait_worker_re
 pytestmark = pytest.mark.postgres
 FAST_FLEET = {
     "HEARTBEAT_INTERVAL_SECONDS": "0.2",
-    "EXECUTOR_GRACE_SECONDS": "1.5",
+    "EXECUTOR_GRACE_SECONDS": "3",
     "REAPER_INTERVAL_SECONDS": "0.2",
 }
 
@@ -41,7 +41,7 @@ def test_work_resumes_after_a_database_restart(server: ThrowawayPostgres, tmp_pa
     url = sa.make_url(server.url).set(database="dbos_queue_worker").render_as_string(False)
     migrate(url)
     worker = start_worker(url, workdir, **FAST_FLEET)
-    api = Api(url, workdir, EXECUTOR_GRACE_SECONDS="1.5")
+    api = Api(url, workdir, EXECUTOR_GRACE_SECONDS="3")
     try:
         wait_worker_ready(worker)
         api.wait_ready()

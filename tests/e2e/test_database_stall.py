@@ -22,8 +22,8 @@ from tests.support.processes import Api, WorkerProcess, start_worker, wait_worke
 
 pytestmark = pytest.mark.postgres
 
-GRACE_SECONDS = 2.0
-STALL_SECONDS = 3 * GRACE_SECONDS
+GRACE_SECONDS = 3.0
+STALL_SECONDS = 2 * GRACE_SECONDS
 NUM_STEPS = 10
 FAST_FLEET = {
     "HEARTBEAT_INTERVAL_SECONDS": "0.25",

@@ -13,7 +13,7 @@ from tests.support.fleet import SystemDatabase
 from tests.support.polling import wait_for
 from tests.support.processes import Api, WorkerProcess, start_worker, wait_worker_ready
 
-GRACE_SECONDS = 1.5
+GRACE_SECONDS = 3.0
 FAST_FLEET = {
     "HEARTBEAT_INTERVAL_SECONDS": "0.2",
     "EXECUTOR_GRACE_SECONDS": str(GRACE_SECONDS),

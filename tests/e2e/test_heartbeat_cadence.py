@@ -34,7 +34,7 @@ def test_heartbeats_keep_their_interval_under_full_load(
         url,
         tmp_path,
         HEARTBEAT_INTERVAL_SECONDS=str(INTERVAL_SECONDS),
-        EXECUTOR_GRACE_SECONDS=str(4 * INTERVAL_SECONDS),
+        EXECUTOR_GRACE_SECONDS=str(4 * INTERVAL_SECONDS + 2),
         WORKER_CONCURRENCY=str(CONCURRENCY),
         WORKER_POLLING_INTERVAL_SECONDS="0.05",
     )

@@ -13,7 +13,7 @@ from tests.support.processes import Api, start_worker, wait_worker_ready
 
 FAST_FLEET = {
     "HEARTBEAT_INTERVAL_SECONDS": "0.2",
-    "EXECUTOR_GRACE_SECONDS": "1",
+    "EXECUTOR_GRACE_SECONDS": "3",
     "REAPER_INTERVAL_SECONDS": "0.2",
 }
 
@@ -28,7 +28,7 @@ def test_dead_workers_work_is_visible_then_recovered_by_a_new_worker(
 ) -> None:
     url = new_migrated_database(backend)
     first = start_worker(url, tmp_path, **FAST_FLEET)
-    api = Api(url, tmp_path, EXECUTOR_GRACE_SECONDS="1")
+    api = Api(url, tmp_path, EXECUTOR_GRACE_SECONDS="3")
     second = None
     try:
         wait_worker_ready(first)

@@ -139,3 +139,27 @@ def test_at_once_when_its_worker_stopped(fleet: Fleet) -> None:
         conn.execute(sa.update(heartbeats).values(stopped_at=heartbeats.c.heartbeat_at))
     fleet.cancelled("wf", "w", ago_ms=100)
     assert fleet.resume("wf")
+
+
+def test_not_while_the_only_witness_has_beaten_for_less_than_the_grace(fleet: Fleet) -> None:
+    # Its worker went silent a minute ago, but the only other worker has been getting through
+    # for five seconds (it joined, or the database was back, only then): nobody can tell yet.
+    fleet.executor("w", heartbeat_ago_ms=60_000, healthy_for_ms=60_000, running=("wf",))
+    fleet.executor("x", heartbeat_ago_ms=0, healthy_for_ms=5_000)
+    fleet.cancelled("wf", "w", ago_ms=61_000)
+    assert not fleet.resume("wf")
+
+
+def test_not_on_a_heartbeat_within_the_clock_slack_after_the_cancel(fleet: Fleet) -> None:
+    fleet.executor("w", heartbeat_ago_ms=0, healthy_for_ms=60_000)
+    fleet.cancelled("wf", "w", ago_ms=500)
+    assert not fleet.resume("wf")
+
+
+def test_a_worker_is_judged_by_the_grace_it_declared_when_longer(fleet: Fleet) -> None:
+    fleet.executor("w", heartbeat_ago_ms=20_000, healthy_for_ms=60_000, running=("wf",))
+    with fleet.engine.begin() as conn:  # it promised to beat within 30 s, not the API's 10 s
+        conn.execute(sa.update(heartbeats).values(grace_ms=30_000))
+    fleet.executor("x", heartbeat_ago_ms=0, healthy_for_ms=120_000)
+    fleet.cancelled("wf", "w", ago_ms=21_000)
+    assert not fleet.resume("wf")

@@ -65,11 +65,11 @@ def test_workers_on_one_host_get_distinct_executor_ids() -> None:
 
 def test_grace_period_must_outlast_four_heartbeats() -> None:
     with pytest.raises(ValueError, match="EXECUTOR_GRACE_SECONDS"):
-        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "19"})
+        WorkerSettings.from_env({"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "21"})
     settings = WorkerSettings.from_env(
-        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "20"}
+        {"HEARTBEAT_INTERVAL_SECONDS": "5", "EXECUTOR_GRACE_SECONDS": "22"}
     )
-    assert settings.executor_grace_seconds == 20
+    assert settings.executor_grace_seconds == 22
     # A heartbeat waits for nothing longer than its interval; two intervals without one break
     # the run of healthy heartbeats the reaper needs.
     assert settings.heartbeat_timeout_seconds < settings.heartbeat_interval_seconds

@@ -103,8 +103,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
 {{- fail "autoscaling.minReplicas is greater than autoscaling.maxReplicas" -}}
 {{- end -}}
-{{- if lt (float64 .Values.executorGraceSeconds) (mulf 4 (float64 .Values.worker.heartbeatIntervalSeconds)) -}}
-{{- fail "executorGraceSeconds must be at least four times worker.heartbeatIntervalSeconds (workers refuse to start otherwise)" -}}
+{{- if lt (float64 .Values.executorGraceSeconds) (addf 2 (mulf 4 (float64 .Values.worker.heartbeatIntervalSeconds))) -}}
+{{- fail "executorGraceSeconds must be at least four times worker.heartbeatIntervalSeconds plus 2 (workers refuse to start otherwise)" -}}
 {{- end -}}
 {{- end -}}
 
