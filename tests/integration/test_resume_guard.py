@@ -163,3 +163,13 @@ def test_a_worker_is_judged_by_the_grace_it_declared_when_longer(fleet: Fleet) -
     fleet.executor("x", heartbeat_ago_ms=0, healthy_for_ms=120_000)
     fleet.cancelled("wf", "w", ago_ms=21_000)
     assert not fleet.resume("wf")
+
+
+def test_a_heartbeat_before_the_cancel_was_stamped_does_not_count(fleet: Fleet) -> None:
+    """DBOS writes the cancel's transaction start; a stall before its commit could let a
+    heartbeat that came before the commit (when a late execution could still start and pass
+    its fence) look like one after the cancel. The API stamps the time after the commit."""
+    fleet.executor("w", heartbeat_ago_ms=1_000, healthy_for_ms=60_000)
+    fleet.cancelled("wf", "w", ago_ms=3_000)  # began 3 s ago; the heartbeat came after...
+    fleet.store.stamp_cancelled("wf")  # ...but before the commit, stamped now
+    assert not fleet.resume("wf")
