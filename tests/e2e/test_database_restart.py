@@ -5,12 +5,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from tests.support.databases import ThrowawayPostgres, migrate
 from tests.support.polling import wait_for
-from tests.support.processes import Api, free_port, start_worker, wait_worker_ready
+from tests.support.processes import Api, WorkerProcess, free_port, start_worker, wait_worker_ready
 
 pytestmark = pytest.mark.postgres
 FAST_FLEET = {
@@ -34,6 +35,10 @@ def server() -> Iterator[ThrowawayPostgres]:
         yield server
     finally:
         server.remove()
+
+
+def _worker_ready(worker: WorkerProcess) -> int:
+    return httpx.get(f"{worker.probe_url}/readyz", timeout=5).status_code
 
 
 def test_work_resumes_after_a_database_restart(server: ThrowawayPostgres, tmp_path: Path) -> None:
@@ -60,9 +65,12 @@ def test_work_resumes_after_a_database_restart(server: ThrowawayPostgres, tmp_pa
         assert down.status_code == 503 and time.monotonic() - started < 3
         assert api.http.get("/readyz").status_code == 503
         assert worker.process.poll() is None, "the worker died with its database"
+        # The worker's readiness follows its heartbeats: it cannot take work now.
+        wait_for(lambda: _worker_ready(worker) == 503, timeout=30, what="worker not ready")
 
         server.start()
         wait_for(lambda: succeeded() == total, timeout=120, interval=0.25, what="all SUCCESS")
+        wait_for(lambda: _worker_ready(worker) == 200, timeout=30, what="worker ready again")
         listed = api.http.get("/workflows", params={"limit": "500"}).json()["workflows"]
         assert {w["workflow_id"] for w in listed} == ids
         assert {w["status"] for w in listed} == {"SUCCESS"}
