@@ -23,7 +23,7 @@ pytestmark = pytest.mark.postgres
 
 INTERVAL_SECONDS = 0.5
 CONCURRENCY = 20
-WORKFLOWS = 1000
+WORKFLOWS = 500
 
 
 def test_heartbeats_keep_their_interval_under_full_load(
