@@ -2,12 +2,10 @@
 query of the chart evaluates against what the services really export."""
 
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 from dbos import DBOSClient
@@ -25,8 +23,8 @@ from tests.support.chart import (
     substitute,
 )
 from tests.support.polling import wait_for
-from tests.support.processes import Api, WorkerProcess, free_port, start_worker, wait_worker_ready
-from tests.support.tools import require_tool
+from tests.support.processes import Api, WorkerProcess, start_worker, wait_worker_ready
+from tests.support.prometheus import Prometheus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.requires_tool("prometheus")]
 NAMESPACE = "ci"
@@ -34,63 +32,6 @@ CONCURRENCY = 10
 # Series of kube-state-metrics: only a cluster has them. Their expressions are parsed by
 # promtool in tests/chart; here they are left out.
 NEEDS_A_CLUSTER = re.compile(r"\bkube_")
-
-
-class Prometheus:
-    def __init__(self, config: Path, workdir: Path) -> None:
-        binary = require_tool("prometheus")
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.log_path = workdir / "prometheus.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'tsdb'}",
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        """Until /-/ready answers 200: before that, Prometheus answers 503 in plain text."""
-
-        def ready() -> bool:
-            assert self.process.poll() is None, (
-                f"Prometheus exited:\n{self.log_path.read_text(errors='replace')}"
-            )
-            try:
-                return httpx.get(f"{self.url}/-/ready", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, timeout=timeout, interval=0.2, what=f"Prometheus ready ({self.log_path})")
-
-    def get(self, path: str, **params: str) -> Any:
-        """The `data` of a successful API answer; a clear failure for anything else."""
-        response = httpx.get(f"{self.url}{path}", params=params, timeout=10)
-        try:
-            body = response.json()
-        except ValueError:
-            raise AssertionError(
-                f"Prometheus answered {path} {params} with {response.status_code} "
-                f"{response.reason_phrase} and a body that is not JSON: {response.text[:500]!r}"
-            ) from None
-        succeeded = isinstance(body, dict) and body.get("status") == "success"
-        assert response.status_code == 200 and succeeded, (
-            f"Prometheus answered {path} {params} with {response.status_code}: {body}"
-        )
-        return body["data"]
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.get("/api/v1/query", query=expr)["result"]
-        return result
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
