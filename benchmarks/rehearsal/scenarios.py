@@ -1,0 +1,169 @@
+"""The rehearsal's scenarios: each drives the stage through one shape of load and returns what
+happened, in the figures the report prints and the targets are judged by."""
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.rehearsal.stage import Stage
+
+# Real timings: a burst of thousands of the demo workflow (ten one-second steps).
+DEFAULT_WORKFLOWS = 2000
+DEFAULT_STEPS = 10
+DEFAULT_STEP_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    workflows: int
+    num_steps: int
+    step_seconds: float  # already divided by the time scale
+
+    @property
+    def workflow_seconds(self) -> float:
+        return self.num_steps * self.step_seconds
+
+
+Scenario = Callable[[Stage, Workload, float], dict[str, Any]]
+
+
+def burst(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
+    """Everything at once; done when every workflow succeeded."""
+    started = stage.now()
+    stage.enqueue(work.workflows, work.num_steps, work.step_seconds)
+    _drain(stage, work, started)
+    return _figures(stage, work, start_delay, started, drained_at=stage.now())
+
+
+def lull(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
+    """A burst, then nothing: done when the workers are back to the minimum."""
+    started = stage.now()
+    stage.enqueue(work.workflows, work.num_steps, work.step_seconds)
+    _drain(stage, work, started)
+    drained_at = stage.now()
+    _back_to_min(stage)
+    figures = _figures(stage, work, start_delay, started, drained_at)
+    figures["scale_in_seconds"] = round(stage.now() - drained_at, 2)
+    return figures
+
+
+def outage(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
+    """Load, then the load metric goes away for a while (replicas must hold), then back."""
+    started = stage.now()
+    stage.enqueue(work.workflows, work.num_steps, work.step_seconds)
+    minimum = stage.config.autoscaler.min_replicas
+    stage.run_until(
+        lambda: stage.deployment.replicas > minimum,
+        timeout=_drain_timeout(stage, work),
+        what="the workers to scale out before the outage",
+    )
+    stage.hide_metrics()
+    # A few minutes, on the rehearsal's clock: longer than the scale-down window.
+    stage.run_for(1.2 * stage.config.autoscaler.scale_down.stabilization_window_seconds + 1)
+    stage.show_metrics()
+    _drain(stage, work, started)
+    drained_at = stage.now()
+    _back_to_min(stage)
+    return _figures(stage, work, start_delay, started, drained_at)
+
+
+def node_loss(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
+    """A burst, and several busy pods killed (kill -9) halfway through."""
+    started = stage.now()
+    stage.enqueue(work.workflows, work.num_steps, work.step_seconds)
+    stage.run_until(
+        lambda: (
+            stage.deployment.ready_replicas() >= 2
+            and stage.db.statuses().get("SUCCESS", 0) >= work.workflows // 3
+        ),
+        timeout=_drain_timeout(stage, work),
+        what="a third done on two or more workers",
+    )
+    ready = [pod for pod in stage.deployment.pods() if pod.ready]
+    lost = ready[: max(1, len(ready) // 2)]
+    for pod in lost:
+        stage.deployment.kill(pod)
+    _drain(stage, work, started)
+    figures = _figures(stage, work, start_delay, started, drained_at=stage.now())
+    figures["pods_killed"] = len(lost)
+    return figures
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "burst": burst,
+    "lull": lull,
+    "outage": outage,
+    "node-loss": node_loss,
+}
+
+
+def _drain_timeout(stage: Stage, work: Workload) -> float:
+    """Generous: the work on a single worker, plus a few minutes of the rehearsal's clock."""
+    single = math.ceil(work.workflows / stage.config.worker_concurrency) * work.workflow_seconds
+    return single + 20 * stage.config.autoscaler.sync_period_seconds + 60
+
+
+def _drain(stage: Stage, work: Workload, started: float) -> None:
+    stage.run_until(
+        lambda: stage.db.statuses().get("SUCCESS", 0) >= work.workflows,
+        timeout=_drain_timeout(stage, work),
+        what=f"all {work.workflows} workflows to succeed",
+    )
+
+
+def _back_to_min(stage: Stage) -> None:
+    spec = stage.config.autoscaler
+    minimum = spec.min_replicas
+    window = spec.scale_down.stabilization_window_seconds
+    longest_period = max((p.period_seconds for p in spec.scale_down.policies), default=0.0)
+    stage.run_until(
+        lambda: (
+            stage.deployment.replicas == minimum
+            and stage.deployment.ready_replicas() == minimum
+            and len(stage.deployment.pods()) == minimum
+        ),
+        timeout=window + spec.max_replicas * longest_period + 10 * spec.sync_period_seconds + 60,
+        what=f"the workers back to {minimum}",
+    )
+
+
+def _figures(
+    stage: Stage, work: Workload, start_delay: float, started: float, drained_at: float
+) -> dict[str, Any]:
+    spec = stage.config.autoscaler
+    statuses = stage.db.statuses()
+    capacity = spec.max_replicas * stage.config.worker_concurrency
+    ideal = work.workflows * work.workflow_seconds / capacity + start_delay
+    timeline = stage.timeline
+    return {
+        "workflows_enqueued": work.workflows,
+        "workflows_succeeded": statuses.get("SUCCESS", 0),
+        "workflows_lost": work.workflows - statuses.get("SUCCESS", 0),
+        "steps_reexecuted": stage.step_reexecutions(),
+        "drain_seconds": round(drained_at - started, 2),
+        "ideal_drain_seconds": round(ideal, 2),
+        "drain_vs_ideal": round((drained_at - started) / ideal, 2),
+        "max_ready_replicas": max((s.ready for s in timeline.samples), default=0),
+        "replica_changes": len(timeline.changes),
+        "direction_reversals": direction_reversals(
+            timeline.changes,
+            max(
+                spec.scale_up.stabilization_window_seconds,
+                spec.scale_down.stabilization_window_seconds,
+            ),
+        ),
+        "outage_replica_changes": sum(
+            1 for t, _, _ in timeline.changes for a, b in timeline.outages if a <= t <= b
+        ),
+    }
+
+
+def direction_reversals(changes: list[tuple[float, int, int]], window_seconds: float) -> int:
+    """Changes against the direction of the previous one, within the window of it: flapping."""
+    reversals = 0
+    for (t0, a0, b0), (t1, a1, b1) in itertools.pairwise(changes):
+        if (b0 - a0) * (b1 - a1) < 0 and t1 - t0 <= window_seconds:
+            reversals += 1
+    return reversals

@@ -1,0 +1,265 @@
+"""The stage a rehearsal plays on: PostgreSQL, the real API, a real Prometheus scraping it and
+every worker pod, the Deployment stand-in, and the autoscaler reading the load through the
+chart's own query. One `tick()` is one pass of every controller; a scenario drives the ticks.
+"""
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dbos import DBOSClient, EnqueueOptions
+
+from benchmarks.rehearsal.config import NAMESPACE, ChartConfig
+from benchmarks.rehearsal.deployment import Deployment, PodTemplate
+from benchmarks.rehearsal.hpa import HpaController
+from services import contract
+from tests.support.audited_worker import create_audit_table
+from tests.support.fleet import SystemDatabase
+from tests.support.processes import Api
+from tests.support.prometheus import Prometheus
+
+TICK_SECONDS = 0.1
+POD_MODULE = "tests.support.audited_worker"  # the real worker, with step bodies recorded
+
+
+@dataclass
+class Sample:
+    t: float
+    enqueued: int
+    pending: int
+    load: float | None
+    desired: int
+    ready: int
+    succeeded: int
+
+
+@dataclass
+class Timeline:
+    samples: list[Sample] = field(default_factory=list)
+    # (time, replicas before, replicas after) for every change the autoscaler made.
+    changes: list[tuple[float, int, int]] = field(default_factory=list)
+    # (start, end) of each metrics outage.
+    outages: list[tuple[float, float]] = field(default_factory=list)
+
+
+class Stage:
+    def __init__(
+        self,
+        config: ChartConfig,
+        database_url: str,
+        workdir: Path,
+        start_delay_seconds: float,
+    ) -> None:
+        self.config = config
+        self.database_url = database_url
+        self.workdir = workdir
+        self.timeline = Timeline()
+        self._clock = time.monotonic
+        self._t0 = self._clock()
+        self._targets = workdir / "targets.json"
+        self._api_visible = True
+        self._written_targets: list[dict[str, Any]] | None = None
+        self._failures = 0  # consecutive failed reads (KEDA's fallback counts them)
+        self._next_sync = self._t0
+        create_audit_table(database_url)
+        self.db = SystemDatabase(database_url)
+        self.api = Api(
+            database_url,
+            workdir,
+            **{k: v for k, v in config.api_env.items() if k not in ("API_HOST", "API_PORT")},
+        )
+        self.deployment = Deployment(
+            "worker",
+            PodTemplate(
+                env={
+                    **config.worker_env,
+                    "DBOS_SYSTEM_DATABASE_URL": database_url,
+                    "STEP_AUDIT_DATABASE_URL": database_url,
+                },
+                termination_grace_seconds=config.termination_grace_seconds,
+                start_delay_seconds=start_delay_seconds,
+                module=POD_MODULE,
+            ),
+            workdir,
+            clock=self._clock,
+        )
+        self.prometheus = Prometheus(self._prometheus_config(), workdir)
+        self.autoscaler = HpaController(config.autoscaler)
+        self._client = DBOSClient(system_database_url=database_url)
+
+    def now(self) -> float:
+        """Seconds since the stage was set."""
+        return self._clock() - self._t0
+
+    def open(self) -> None:
+        self.api.wait_ready()
+        self._write_targets()
+        self.prometheus.wait_ready()
+        self.deployment.scale(self.config.autoscaler.min_replicas)
+        # As in a running cluster: the workers are up and the load is being read before the
+        # load comes (Prometheus' first scrape lands seconds after it starts).
+        self.run_until(
+            lambda: (
+                self.deployment.ready_replicas() >= self.config.autoscaler.min_replicas
+                and self._read_load() is not None
+            ),
+            timeout=120,
+            what="the first workers ready and the load readable",
+        )
+        self._failures = 0
+
+    def close(self) -> None:
+        for closing in (self.deployment.close, self.prometheus.stop, self.api.stop):
+            try:
+                closing()
+            except Exception as exc:  # close the rest all the same
+                print(f"rehearsal: closing failed: {exc!r}")
+        self._client.destroy()
+        self.db.close()
+
+    # What scenarios do.
+
+    def enqueue(self, count: int, num_steps: int, step_seconds: float) -> None:
+        options: EnqueueOptions = {
+            "queue_name": self.config.queue,
+            "workflow_name": contract.WORKFLOW_NAME,
+            "app_version": self.config.worker_env.get(
+                contract.ENV_APP_VERSION, contract.APP_VERSION
+            ),
+        }
+        for _ in range(count):
+            self._client.enqueue(options, num_steps, step_seconds)
+
+    def hide_metrics(self) -> None:
+        """A metrics outage: Prometheus loses the API (its series go stale), as when the API's
+        Service has no ready endpoints; the load cannot be read."""
+        self._api_visible = False
+        self.timeline.outages.append((self.now(), float("inf")))
+        self._write_targets()
+
+    def show_metrics(self) -> None:
+        self._api_visible = True
+        start, _ = self.timeline.outages[-1]
+        self.timeline.outages[-1] = (start, self.now())
+        self._write_targets()
+
+    def run_until(self, done: Callable[[], bool], *, timeout: float, what: str) -> None:
+        deadline = self._clock() + timeout
+        while not done():
+            if self._clock() > deadline:
+                raise TimeoutError(f"rehearsal: timed out after {timeout:g}s waiting for {what}")
+            self.tick()
+
+    def run_for(self, seconds: float) -> None:
+        end = self._clock() + seconds
+        while self._clock() < end:
+            self.tick()
+
+    def tick(self) -> None:
+        started = self._clock()
+        self.deployment.reconcile()
+        self._write_targets()
+        if started >= self._next_sync:
+            self._next_sync = started + self.config.autoscaler.sync_period_seconds
+            self._sync()
+        remaining = TICK_SECONDS - (self._clock() - started)
+        if remaining > 0:
+            time.sleep(remaining)
+
+    # The controllers.
+
+    def _sync(self) -> None:
+        load = self._read_load()
+        current = self.deployment.replicas
+        existing = sum(1 for pod in self.deployment.pods() if pod.phase in ("Pending", "Running"))
+        desired = self.autoscaler.sync(
+            self._clock(), current, self._keda_view(load, current), status_replicas=existing
+        )
+        if desired != current:
+            self.timeline.changes.append((self.now(), current, desired))
+            self.deployment.scale(desired)
+        statuses = self.db.statuses()
+        self.timeline.samples.append(
+            Sample(
+                t=self.now(),
+                enqueued=statuses.get("ENQUEUED", 0),
+                pending=statuses.get("PENDING", 0),
+                load=load,
+                desired=desired,
+                ready=self.deployment.ready_replicas(),
+                succeeded=statuses.get("SUCCESS", 0),
+            )
+        )
+
+    def _read_load(self) -> float | None:
+        """The External metric as the adapter (or KEDA) serves it; None when it has no value."""
+        try:
+            result = self.prometheus.query(self.config.load_query)
+        except (AssertionError, OSError):
+            result = []
+        if not result:
+            self._failures += 1
+            return None
+        self._failures = 0
+        return float(result[0]["value"][1])
+
+    def _keda_view(self, load: float | None, current: int) -> float | None:
+        """What KEDA hands the HPA: the load, or after enough failed reads its fallback (a load
+        that asks for the fallback's replicas, or the current ones if higher)."""
+        fallback = self.config.keda_fallback
+        if fallback is None or load is not None or self._failures < fallback.failure_threshold:
+            return load
+        replicas = fallback.replicas
+        if fallback.behavior == "currentReplicasIfHigher":
+            replicas = max(replicas, current)
+        return replicas * self.config.autoscaler.target_average_value
+
+    # Prometheus.
+
+    def _prometheus_config(self) -> Path:
+        interval = f"{max(1, round(self.config.scrape_interval_seconds * 1000))}ms"
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [
+                {
+                    "job_name": "rehearsal",
+                    "file_sd_configs": [{"files": [str(self._targets)]}],
+                }
+            ],
+        }
+        path = self.workdir / "prometheus.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def _write_targets(self) -> None:
+        """The targets a ServiceMonitor would give: the API, and every running worker pod, with
+        the namespace and pod labels the operator adds."""
+        targets = [
+            {
+                "targets": [pod.probe_url.removeprefix("http://")],
+                "labels": {"namespace": NAMESPACE, "pod": pod.name, "job": "worker"},
+            }
+            for pod in self.deployment.pods()
+            if pod.phase in ("Running", "Terminating")
+        ]
+        if self._api_visible:
+            targets.append(
+                {
+                    "targets": [self.api.url.removeprefix("http://")],
+                    "labels": {"namespace": NAMESPACE, "pod": "api", "job": "api"},
+                }
+            )
+        if targets == self._written_targets:
+            return
+        temporary = self._targets.with_suffix(".tmp")
+        temporary.write_text(json.dumps(targets))
+        os.replace(temporary, self._targets)  # Prometheus never reads half a file
+        self._written_targets = targets
+
+    def step_reexecutions(self) -> int:
+        return sum(n - 1 for n in self.db.step_runs().values() if n > 1)
