@@ -4,6 +4,7 @@ PYTHON := $(VENV)/bin/python
 PIP_VERSION := 26.3
 IMAGE ?= ghcr.io/dbos-queue-worker/dbos-queue-worker
 VERSION ?= 0.1.0
+TIME_SCALE ?= 1
 
 .PHONY: help  ## list the targets
 help:
@@ -46,6 +47,10 @@ images:
 .PHONY: bench  ## queue metrics and listing at 1M+100k workflows on PostgreSQL (prints Markdown)
 bench: install
 	$(PYTHON) -m benchmarks.scale
+
+.PHONY: rehearse  ## rehearse the chart's autoscaling on real workers (TIME_SCALE=10 for a faster run)
+rehearse: install
+	$(PYTHON) -m benchmarks.rehearsal all --time-scale $(TIME_SCALE)
 
 .PHONY: lint  ## ruff (lint and format check) and mypy --strict
 lint: install

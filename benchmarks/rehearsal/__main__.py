@@ -46,7 +46,7 @@ def _set(values: dict[str, Any], assignment: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rehearsal", description=__doc__)
-    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("scenario", choices=[*sorted(SCENARIOS), "all"])
     parser.add_argument("--mode", choices=["hpa", "keda"], default="hpa")
     parser.add_argument("--time-scale", type=float, default=1.0)
     parser.add_argument("--workflows", type=int, default=DEFAULT_WORKFLOWS)
@@ -59,26 +59,47 @@ def main(argv: list[str] | None = None) -> int:
     values: dict[str, Any] = {}
     for assignment in args.set:
         _set(values, assignment)
+    runs: list[tuple[str, chart_config.Mode]] = [(args.scenario, args.mode)]
+    if args.scenario == "all":
+        runs = [(name, "hpa") for name in ALL] + [("burst", "keda")]
+    results = []
+    for scenario, mode in runs:
+        figures = _rehearse(args, scenario, mode, values)
+        if figures is None:
+            return 2
+        results.append(figures)
+    if len(results) > 1:
+        summary = report.write_summary(args.out, results)
+        print(f"rehearsal: wrote {summary}")
+    return 0
+
+
+# What `all` runs, in this order (and then the burst in KEDA mode).
+ALL = ("burst", "lull", "ramp", "outage", "node-loss")
+
+
+def _rehearse(
+    args: argparse.Namespace, scenario: str, mode: chart_config.Mode, values: dict[str, Any]
+) -> dict[str, Any] | None:
     scale = args.time_scale
-    config = chart_config.load(args.mode, values).scaled(scale)
+    config = chart_config.load(mode, values).scaled(scale)
     work = Workload(args.workflows, args.steps, args.step_seconds / scale)
     start_delay = args.start_delay / scale
-    name = f"rehearsal-{args.scenario}" + ("-keda" if args.mode == "keda" else "")
+    name = f"rehearsal-{scenario}" + ("-keda" if mode == "keda" else "")
     with postgres_server() as server, tempfile.TemporaryDirectory(prefix="rehearsal-") as tmp:
         if server is None:
             print("rehearsal: no PostgreSQL server found or startable", file=sys.stderr)
-            return 2
+            return None
         url = server.create_database()
         migrate(url)
         stage = Stage(config, url, Path(tmp), start_delay)
         try:
             stage.open()
-            figures = SCENARIOS[args.scenario](stage, work, start_delay)
+            figures = SCENARIOS[scenario](stage, work, start_delay)
         finally:
             stage.close()
     settings = {
-        "scenario": args.scenario,
-        "mode": args.mode,
+        "mode": mode,
         "time_scale": scale,
         "workload": {
             "workflows": work.workflows,
@@ -95,11 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "worker_concurrency": config.worker_concurrency,
     }
-    figures = {"scenario": args.scenario, **figures}
+    figures = {"scenario": name.removeprefix("rehearsal-"), **figures}
     json_path, png_path = report.write(args.out, name, figures, settings, stage.timeline)
     print(json.dumps(figures, indent=2))
     print(f"rehearsal: wrote {json_path} and {png_path}")
-    return 0
+    return figures
 
 
 if __name__ == "__main__":

@@ -66,3 +66,34 @@ def _plot(path: Path, name: str, figures: dict[str, Any], timeline: Timeline) ->
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+# The targets the rehearsal is judged by (see the issue that asked for it, and the page).
+COLUMNS = (
+    "scenario",
+    "workflows_enqueued",
+    "workflows_lost",
+    "steps_reexecuted",
+    "drain_seconds",
+    "ideal_drain_seconds",
+    "drain_vs_ideal",
+    "max_ready_replicas",
+    "replica_changes",
+    "direction_reversals",
+    "outage_replica_changes",
+)
+
+
+def write_summary(out_dir: Path, results: list[dict[str, Any]]) -> Path:
+    """One Markdown table of every scenario's figures, with its plot."""
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+        *("| " + " | ".join(str(r.get(c, "")) for c in COLUMNS) + " |" for r in results),
+        "",
+        *(f"![{r['scenario']}](rehearsal-{r['scenario']}.png)" for r in results),
+        "",
+    ]
+    path = out_dir / "rehearsal.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -91,9 +91,35 @@ def node_loss(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any
     return figures
 
 
+def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
+    """The enqueue rate rises steadily, then falls back to zero (a triangle), over a period of
+    twice the scale-down window; done when every workflow succeeded."""
+    period = 2 * stage.config.autoscaler.scale_down.stabilization_window_seconds + 1
+    started = stage.now()
+    sent = 0
+
+    def due() -> int:  # workflows the triangle has sent by now
+        x = min(1.0, (stage.now() - started) / period)
+        share = 2 * x * x if x <= 0.5 else 1 - 2 * (1 - x) * (1 - x)
+        return round(work.workflows * share)
+
+    def keep_sending() -> bool:
+        nonlocal sent
+        target = due()
+        if target > sent:
+            stage.enqueue(target - sent, work.num_steps, work.step_seconds)
+            sent = target
+        return sent >= work.workflows
+
+    stage.run_until(keep_sending, timeout=period + 60, what="the ramp to send everything")
+    _drain(stage, work, started)
+    return _figures(stage, work, start_delay, started, drained_at=stage.now())
+
+
 SCENARIOS: dict[str, Scenario] = {
     "burst": burst,
     "lull": lull,
+    "ramp": ramp,
     "outage": outage,
     "node-loss": node_loss,
 }
