@@ -18,7 +18,7 @@ from benchmarks.rehearsal.config import NAMESPACE, ChartConfig
 from benchmarks.rehearsal.deployment import Deployment, PodTemplate
 from benchmarks.rehearsal.hpa import HpaController
 from services import contract
-from tests.support.audited_worker import create_audit_table
+from tests.support.audited_worker import step_runs_in_file
 from tests.support.fleet import SystemDatabase
 from tests.support.processes import Api
 from tests.support.prometheus import Prometheus
@@ -62,11 +62,11 @@ class Stage:
         self._clock = time.monotonic
         self._t0 = self._clock()
         self._targets = workdir / "targets.json"
+        self._audit = workdir / "step-audit.jsonl"
         self._api_visible = True
         self._written_targets: list[dict[str, Any]] | None = None
         self._failures = 0  # consecutive failed reads (KEDA's fallback counts them)
         self._next_sync = self._t0
-        create_audit_table(database_url)
         self.db = SystemDatabase(database_url)
         self.api = Api(
             database_url,
@@ -79,7 +79,7 @@ class Stage:
                 env={
                     **config.worker_env,
                     "DBOS_SYSTEM_DATABASE_URL": database_url,
-                    "STEP_AUDIT_DATABASE_URL": database_url,
+                    "STEP_AUDIT_FILE": str(self._audit),
                 },
                 termination_grace_seconds=config.termination_grace_seconds,
                 start_delay_seconds=start_delay_seconds,
@@ -262,4 +262,4 @@ class Stage:
         self._written_targets = targets
 
     def step_reexecutions(self) -> int:
-        return sum(n - 1 for n in self.db.step_runs().values() if n > 1)
+        return sum(n - 1 for n in step_runs_in_file(self._audit).values() if n > 1)

@@ -38,7 +38,7 @@ class WorkerSettings(BaseModel):
         1.0, alias="WORKER_POLLING_INTERVAL_SECONDS", ge=0.01, le=60
     )
     drain_timeout_seconds: int = Field(20, alias="WORKER_DRAIN_TIMEOUT_SECONDS", ge=0, le=3600)
-    db_pool_size: int = Field(10, alias="WORKER_DB_POOL_SIZE", ge=1, le=200)
+    db_pool_size: int = Field(4, alias="WORKER_DB_POOL_SIZE", ge=1, le=200)
     heartbeat_interval_seconds: float = Field(
         5.0, alias="HEARTBEAT_INTERVAL_SECONDS", ge=0.1, le=300
     )
