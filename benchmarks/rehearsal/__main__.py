@@ -26,6 +26,7 @@ from benchmarks.rehearsal.scenarios import (
 )
 from benchmarks.rehearsal.stage import Stage
 from tests.support.databases import migrate, postgres_server
+from tests.support.tools import HINT, why_missing
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 # Scheduling and image pull of a new pod, at real timings.
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if absent := why_missing(("prometheus",)):
+        print(f"rehearsal: {absent}; {HINT}", file=sys.stderr)
+        return 2
     values: dict[str, Any] = {}
     for assignment in args.set:
         _set(values, assignment)
