@@ -23,6 +23,7 @@ from benchmarks.rehearsal.scenarios import (
     DEFAULT_WORKFLOWS,
     SCENARIOS,
     Workload,
+    targets,
 )
 from benchmarks.rehearsal.stage import Stage
 from tests.support.databases import migrate, postgres_server
@@ -121,8 +122,11 @@ def _rehearse(
         "worker_concurrency": config.worker_concurrency,
     }
     figures = {"scenario": name.removeprefix("rehearsal-"), **figures}
+    figures["targets"] = targets(figures["scenario"], figures)
     json_path, png_path = report.write(args.out, name, figures, settings, stage.timeline)
     print(json.dumps(figures, indent=2))
+    for target, met in figures["targets"].items():
+        print(f"rehearsal: {name}: {'met' if met else 'MISSED'}: {target}")
     print(f"rehearsal: wrote {json_path} and {png_path}")
     return figures
 

@@ -193,3 +193,17 @@ def direction_reversals(changes: list[tuple[float, int, int]], window_seconds: f
         if (b0 - a0) * (b1 - a1) < 0 and t1 - t0 <= window_seconds:
             reversals += 1
     return reversals
+
+
+def targets(scenario: str, figures: dict[str, Any]) -> dict[str, bool]:
+    """The rehearsal's targets that apply to this scenario, met or not (printed, not asserted)."""
+    met = {"nothing lost": figures["workflows_lost"] == 0}
+    if scenario.startswith("burst"):
+        met["drained within 1.3x of the ideal"] = figures["drain_vs_ideal"] <= 1.3
+    if scenario.startswith(("burst", "lull")):
+        met["no flapping"] = figures["direction_reversals"] == 0
+    if scenario in ("lull", "ramp", "outage"):
+        met["scale-in re-ran no step"] = figures["steps_reexecuted"] == 0
+    if scenario == "outage":
+        met["replicas held through the outage"] = figures["outage_replica_changes"] == 0
+    return met
