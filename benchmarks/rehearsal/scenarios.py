@@ -54,10 +54,22 @@ def outage(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
     started = stage.now()
     stage.enqueue(work.workflows, work.num_steps, work.step_seconds)
     minimum = stage.config.autoscaler.min_replicas
+    settle = 2 * stage.config.autoscaler.sync_period_seconds
+
+    def scaled_out_and_settled() -> bool:
+        changes = stage.timeline.changes
+        return (
+            stage.deployment.replicas > minimum
+            and bool(changes)
+            and stage.now() - changes[-1][0] > settle
+        )
+
+    # Out of the minimum and no change for two syncs: what the outage interrupts is a steady
+    # state, not a scale-out in flight (whose next step a last sample may still drive).
     stage.run_until(
-        lambda: stage.deployment.replicas > minimum,
+        scaled_out_and_settled,
         timeout=_drain_timeout(stage, work),
-        what="the workers to scale out before the outage",
+        what="the workers to scale out and settle before the outage",
     )
     stage.hide_metrics()
     # A few minutes, on the rehearsal's clock: longer than the scale-down window.
