@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from tests.support.polling import wait_for
 from tests.support.processes import free_port
 
 LOCAL_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -213,14 +213,22 @@ class ThrowawayPostgres:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)
+
         # A signal is delivered when the process is next scheduled: return once all have
         # stopped, so whatever the caller sends next meets a frozen server.
-        wait_for(
-            lambda: all(_state(pid) in ("T", "t", "gone") for pid in stopped),
-            timeout=10,
-            interval=0.01,
-            what="every server process to stop",
-        )
+        def running() -> dict[int, str]:
+            # Only processes still under the postmaster: the pid of one that ended may already
+            # belong to someone else (pids wrap at 32768 here, and threads use them too).
+            server = set(self.pids())
+            return {
+                p: st for p in stopped if p in server and (st := _state(p)) not in STOPPED_OR_DEAD
+            }
+
+        deadline = time.monotonic() + 10
+        while still := running():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server processes did not stop: {still} (pid: state)")
+            time.sleep(0.01)
 
     def thaw(self) -> None:
         """SIGCONT what `freeze` stopped (and anything of the server's that is stopped)."""
@@ -241,6 +249,11 @@ class ThrowawayPostgres:
             check=False,
         )
         shutil.rmtree(self._workdir, ignore_errors=True)
+
+
+# Stopped (T, t); in uninterruptible I/O (D), where the stop takes effect before it runs again;
+# or ended: a zombie (Z) whose parent, the stopped postmaster, cannot reap it.
+STOPPED_OR_DEAD = ("T", "t", "D", "Z", "X", "gone")
 
 
 def _state(pid: int) -> str:
