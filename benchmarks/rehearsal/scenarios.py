@@ -172,6 +172,11 @@ def _figures(
 ) -> dict[str, Any]:
     spec = stage.config.autoscaler
     statuses = stage.db.statuses()
+    # The queue may have emptied before the scenario looked (during an outage): the first sync
+    # that saw every workflow done, if earlier.
+    done = [s.t for s in stage.timeline.samples if s.t >= started and s.succeeded >= work.workflows]
+    if done:
+        drained_at = min(drained_at, done[0])
     capacity = spec.max_replicas * stage.config.worker_concurrency
     ideal = work.workflows * work.workflow_seconds / capacity + start_delay
     timeline = stage.timeline
