@@ -5,7 +5,8 @@ the API reads the same ones. Heartbeats run on an engine of their own, so busy w
 slow housekeeping can never make a live worker miss them.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,27 +59,23 @@ class FleetStore:
         """Join the fleet: (re)write this executor's row as alive and not stopped, with the
         executions it runs (none at start; some when it joins again after being forgotten)."""
         now = rules.clock_ms(self._dialect)
-        try:
-            with self._heartbeat_engine.begin() as conn:
-                conn.execute(sa.delete(heartbeats).where(heartbeats.c.executor_id == executor_id))
-                conn.execute(sa.delete(executions).where(executions.c.executor_id == executor_id))
-                conn.execute(
-                    sa.insert(heartbeats).values(
-                        executor_id=executor_id,
-                        application_version=application_version,
-                        hostname=hostname,
-                        started_at=now,
-                        heartbeat_at=now,
-                        healthy_since=now,
-                        grace_ms=grace_ms,
-                    )
+        with self._reporting() as conn:
+            conn.execute(sa.delete(heartbeats).where(heartbeats.c.executor_id == executor_id))
+            conn.execute(sa.delete(executions).where(executions.c.executor_id == executor_id))
+            conn.execute(
+                sa.insert(heartbeats).values(
+                    executor_id=executor_id,
+                    application_version=application_version,
+                    hostname=hostname,
+                    started_at=now,
+                    heartbeat_at=now,
+                    healthy_since=now,
+                    grace_ms=grace_ms,
                 )
-                self._reported = frozenset()
-                current = running()
-                self._report(conn, executor_id, current)
-        except BaseException:
-            self._reported = None
-            raise
+            )
+            self._reported = frozenset()
+            current = running()
+            self._report(conn, executor_id, current)
         self._reported = current
 
     def heartbeat(
@@ -92,26 +89,33 @@ class FleetStore:
         """
         hb, now = heartbeats, rules.clock_ms(self._dialect)
         unbroken = sa.and_(hb.c.healthy_since.is_not(None), hb.c.heartbeat_at >= now - max_gap_ms)
+        with self._reporting() as conn:
+            updated = conn.execute(
+                sa.update(hb)
+                .where(hb.c.executor_id == executor_id, hb.c.stopped_at.is_(None))
+                .values(
+                    healthy_since=sa.case((unbroken, hb.c.healthy_since), else_=now),
+                    heartbeat_at=now,
+                )
+            ).rowcount
+            if not updated:
+                return False
+            # Read after the heartbeat's time was taken: whatever ran then is listed.
+            current = running()
+            self._report(conn, executor_id, current)
+        self._reported = current
+        return True
+
+    @contextmanager
+    def _reporting(self) -> Iterator[sa.Connection]:
+        """A heartbeat-engine transaction that reports executions: if it fails, whatever it
+        wrote may or may not be committed, so the next report rewrites them all."""
         try:
             with self._heartbeat_engine.begin() as conn:
-                updated = conn.execute(
-                    sa.update(hb)
-                    .where(hb.c.executor_id == executor_id, hb.c.stopped_at.is_(None))
-                    .values(
-                        healthy_since=sa.case((unbroken, hb.c.healthy_since), else_=now),
-                        heartbeat_at=now,
-                    )
-                ).rowcount
-                if not updated:
-                    return False
-                # Read after the heartbeat's time was taken: whatever ran then is listed.
-                current = running()
-                self._report(conn, executor_id, current)
+                yield conn
         except BaseException:
             self._reported = None
             raise
-        self._reported = current
-        return True
 
     def _report(self, conn: sa.Connection, executor_id: str, current: frozenset[str]) -> None:
         ex, mine = executions, executions.c.executor_id == executor_id
