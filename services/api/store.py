@@ -62,19 +62,8 @@ class Store:
         self, limit: int, after: PageKey | None, status: str | None
     ) -> list[WorkflowRecord]:
         """Newest first; `limit` rows after `after`, with progress, in one query."""
-        query = _records_query().where(workflow_status.c.name == contract.WORKFLOW_NAME)
-        if status is not None:
-            query = query.where(workflow_status.c.status == status)
-        if after is not None:
-            query = query.where(
-                sa.tuple_(workflow_status.c.created_at, workflow_status.c.workflow_uuid)
-                < sa.tuple_(sa.literal(after.created_at_ms), sa.literal(after.workflow_id))
-            )
-        query = query.order_by(
-            workflow_status.c.created_at.desc(), workflow_status.c.workflow_uuid.desc()
-        ).limit(limit)
         with self._engine.connect() as conn:
-            return [_record(row) for row in conn.execute(query)]
+            return [_record(row) for row in conn.execute(page_query(limit, after, status))]
 
     def requeue(
         self, workflow_id: str, queue_name: str, statuses: Collection[str], grace_ms: int
@@ -182,28 +171,62 @@ class Store:
         return None if row is None else _record(row)
 
 
-def _records_query() -> sa.Select[Any]:
+def page_query(limit: int, after: PageKey | None, status: str | None) -> sa.Select[Any]:
+    """One page of the listing, newest first, `limit` rows after `after`.
+
+    The page's rows are chosen first, in a subquery of their own, and only those rows are joined
+    to their inputs and events: PostgreSQL never moves a join into a subquery with a LIMIT, so
+    the plan cannot read the whole history, whatever the table statistics say (before the first
+    ANALYZE, a single flat query joined every row to its inputs and then sorted them).
+    """
     ws = workflow_status
+    page = sa.select(*_status_columns(ws)).where(ws.c.name == contract.WORKFLOW_NAME)
+    if status is not None:
+        page = page.where(ws.c.status == status)
+    if after is not None:
+        page = page.where(
+            sa.tuple_(ws.c.created_at, ws.c.workflow_uuid)
+            < sa.tuple_(sa.literal(after.created_at_ms), sa.literal(after.workflow_id))
+        )
+    rows = (
+        page.order_by(ws.c.created_at.desc(), ws.c.workflow_uuid.desc())
+        .limit(limit)
+        .subquery("page")
+    )
+    return _records_query(rows).order_by(rows.c.created_at.desc(), rows.c.workflow_uuid.desc())
+
+
+def _status_columns(ws: sa.FromClause) -> list[sa.ColumnElement[Any]]:
+    names = (
+        "workflow_uuid",
+        "status",
+        "queue_name",
+        "executor_id",
+        "application_version",
+        "priority",
+        "created_at",
+        "updated_at",
+        "serialization",
+        "inputs",
+    )
+    return [ws.c[name] for name in names]
+
+
+def _records_query(source: sa.FromClause = workflow_status) -> sa.Select[Any]:
+    """Rows of `source` (workflow_status or a selection of it) with their inputs and progress."""
+    columns = [c for c in _status_columns(source) if c.key != "inputs"]
     return sa.select(
-        ws.c.workflow_uuid,
-        ws.c.status,
-        ws.c.queue_name,
-        ws.c.executor_id,
-        ws.c.application_version,
-        ws.c.priority,
-        ws.c.created_at,
-        ws.c.updated_at,
-        ws.c.serialization,
-        sa.func.coalesce(workflow_input.c.inputs, ws.c.inputs).label("inputs"),
+        *columns,
+        sa.func.coalesce(workflow_input.c.inputs, source.c.inputs).label("inputs"),
         workflow_events.c.value.label("progress"),
         workflow_events.c.serialization.label("progress_serialization"),
     ).select_from(
-        ws.outerjoin(
-            workflow_input, workflow_input.c.workflow_uuid == ws.c.workflow_uuid
+        source.outerjoin(
+            workflow_input, workflow_input.c.workflow_uuid == source.c.workflow_uuid
         ).outerjoin(
             workflow_events,
             sa.and_(
-                workflow_events.c.workflow_uuid == ws.c.workflow_uuid,
+                workflow_events.c.workflow_uuid == source.c.workflow_uuid,
                 workflow_events.c.key == contract.PROGRESS_EVENT_KEY,
             ),
         )
