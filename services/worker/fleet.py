@@ -5,7 +5,7 @@ the API reads the same ones. Heartbeats run on an engine of their own, so busy w
 slow housekeeping can never make a live worker miss them.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -130,19 +130,23 @@ class FleetStore:
                 sa.insert(ex), [{"executor_id": executor_id, "workflow_id": w} for w in new]
             )
 
-    def workflow_row(self, workflow_id: str) -> WorkflowRow | None:
-        """What a starting execution and the worker's metrics need to know of one workflow."""
+    def workflow_rows(self, workflow_ids: Collection[str]) -> dict[str, WorkflowRow]:
+        """What starting executions and the worker's metrics need to know of their workflows,
+        in one query (services.worker.row_reads gathers the executions that start together)."""
         ws = workflow_status
         query = sa.select(
+            ws.c.workflow_uuid,
             ws.c.status,
             ws.c.created_at,
             ws.c.started_at_epoch_ms,
             ws.c.recovery_attempts,
             ws.c.owner_xid,
-        ).where(ws.c.workflow_uuid == workflow_id)
+        ).where(ws.c.workflow_uuid.in_(list(workflow_ids)))
         with self._engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else WorkflowRow(row[0], row[1], row[2], row[3] or 0, row[4])
+            return {
+                row[0]: WorkflowRow(row[1], row[2], row[3], row[4] or 0, row[5])
+                for row in conn.execute(query)
+            }
 
     def mark_stopped(self, executor_id: str) -> None:
         with self._heartbeat_engine.begin() as conn:

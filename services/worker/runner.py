@@ -18,6 +18,7 @@ from services.worker.maintenance import Maintenance
 from services.worker.metrics import METRICS
 from services.worker.probes import ProbeServer, Readiness
 from services.worker.retention import Retention
+from services.worker.row_reads import RowReads
 from services.worker.settings import WorkerSettings
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def run(settings: WorkerSettings) -> None:
     # stored in the database), and the reaper must never see a claim by an unknown executor.
     maintenance.register()
     maintenance.start()
-    METRICS.row_reader = EXECUTIONS.read_row = store.workflow_row
+    METRICS.row_reader = EXECUTIONS.read_row = RowReads(store.workflow_rows).read
     METRICS.capacity.labels(contract.QUEUE_NAME).set(settings.worker_concurrency)
     DBOS(config=dbos_config(settings))
     try:
