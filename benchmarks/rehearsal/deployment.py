@@ -186,6 +186,8 @@ class Deployment:
         self._clock = clock
         self._probe_timeout = probe_timeout_seconds
         self._history: list[Pod] = []
+        # Called with each pod a scale-down deletes, just before its SIGTERM.
+        self.on_scale_in: Callable[[Pod], None] = lambda pod: None
         # No proxy from the environment for probes of 127.0.0.1.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         # Probes run side by side, as the kubelet's do: one hanging pod delays a pass once.
@@ -265,6 +267,7 @@ class Deployment:
         if len(active) > self.replicas:
             surplus = len(active) - self.replicas
             for pod in deletion_order(active, now)[:surplus]:
+                self.on_scale_in(pod)
                 self._delete(pod, now)
         for _ in range(self.replicas - len(active)):
             name = _new_pod_name(self.name)

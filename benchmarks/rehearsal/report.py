@@ -25,6 +25,7 @@ def write(
             "samples": [asdict(sample) for sample in timeline.samples],
             "changes": timeline.changes,
             "outages": timeline.outages,
+            "scale_ins": timeline.scale_ins,
         },
     }
     json_path.write_text(json.dumps(document, indent=2) + "\n")
@@ -81,6 +82,7 @@ COLUMNS = (
     "replica_changes",
     "direction_reversals",
     "outage_replica_changes",
+    "busy_pods_scaled_in",
 )
 
 

@@ -1,6 +1,7 @@
 """The rehearsal's scenarios: each drives the stage through one shape of load and returns what
 happened, in the figures the report prints and the targets are judged by."""
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Callable
@@ -13,6 +14,8 @@ from benchmarks.rehearsal.stage import Stage
 DEFAULT_WORKFLOWS = 2000
 DEFAULT_STEPS = 10
 DEFAULT_STEP_SECONDS = 1.0
+# The ramp ends in a trickle that keeps this many workers busy while the fleet scales in.
+TRICKLE_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,12 @@ def node_loss(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any
 
 
 def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
-    """The enqueue rate rises steadily, then falls back to zero (a triangle), over a period of
-    twice the scale-down window; done when every workflow succeeded."""
-    period = 2 * stage.config.autoscaler.scale_down.stabilization_window_seconds + 1
+    """The enqueue rate rises steadily, then falls back (a triangle, over twice the scale-down
+    window), to a trickle that keeps about two workers busy; the trickle goes on until the
+    autoscaler has scaled in to two (so pods are deleted while they run workflows), then stops;
+    done when every workflow succeeded."""
+    spec = stage.config.autoscaler
+    period = 2 * spec.scale_down.stabilization_window_seconds + 1
     started = stage.now()
     sent = 0
 
@@ -124,6 +130,31 @@ def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
         return sent >= work.workflows
 
     stage.run_until(keep_sending, timeout=period + 60, what="the ramp to send everything")
+    # The trickle: two workers' worth of work at all times.
+    rate = TRICKLE_WORKERS * stage.config.worker_concurrency / work.workflow_seconds
+    floor = max(spec.min_replicas, TRICKLE_WORKERS)
+    trickle_started, trickled = stage.now(), 0
+
+    def trickle_until_scaled_in() -> bool:
+        nonlocal trickled
+        target = round((stage.now() - trickle_started) * rate)
+        if target > trickled:
+            stage.enqueue(target - trickled, work.num_steps, work.step_seconds)
+            trickled = target
+        return bool(stage.timeline.scale_ins) and stage.deployment.replicas <= floor
+
+    longest_period = max((p.period_seconds for p in spec.scale_down.policies), default=0.0)
+    stage.run_until(
+        trickle_until_scaled_in,
+        # Whatever the ramp left queued drains first (a machine slower than the time scale).
+        timeout=_drain_timeout(stage, work)
+        + spec.scale_down.stabilization_window_seconds
+        + spec.max_replicas * longest_period
+        + 10 * spec.sync_period_seconds
+        + 60,
+        what=f"the workers to scale in to {floor} under a trickle",
+    )
+    work = dataclasses.replace(work, workflows=sent + trickled)
     _drain(stage, work, started)
     return _figures(stage, work, start_delay, started, drained_at=stage.now())
 
@@ -200,6 +231,9 @@ def _figures(
         "outage_replica_changes": sum(
             1 for t, _, _ in timeline.changes for a, b in timeline.outages if a <= t <= b
         ),
+        "pods_scaled_in": len(timeline.scale_ins),
+        "busy_pods_scaled_in": sum(1 for _, _, running in timeline.scale_ins if running),
+        "workflows_running_at_scale_in": sum(running for _, _, running in timeline.scale_ins),
     }
 
 
@@ -221,6 +255,10 @@ def targets(scenario: str, figures: dict[str, Any]) -> dict[str, bool]:
         met["no flapping"] = figures["direction_reversals"] == 0
     if scenario in ("lull", "ramp", "outage"):
         met["scale-in re-ran no step"] = figures["steps_reexecuted"] == 0
+    if scenario == "ramp":
+        met["scale-in deleted busy pods (what the ramp rehearses)"] = (
+            figures["busy_pods_scaled_in"] > 0
+        )
     if scenario == "outage":
         met["replicas held through the outage"] = figures["outage_replica_changes"] == 0
     return met

@@ -15,7 +15,7 @@ import yaml
 from dbos import DBOSClient, EnqueueOptions
 
 from benchmarks.rehearsal.config import NAMESPACE, ChartConfig
-from benchmarks.rehearsal.deployment import Deployment, PodTemplate
+from benchmarks.rehearsal.deployment import Deployment, Pod, PodTemplate
 from benchmarks.rehearsal.hpa import HpaController
 from services import contract
 from tests.support.audited_worker import step_runs_in_file
@@ -45,6 +45,8 @@ class Timeline:
     changes: list[tuple[float, int, int]] = field(default_factory=list)
     # (start, end) of each metrics outage.
     outages: list[tuple[float, float]] = field(default_factory=list)
+    # (time, pod, workflows it was running) for every pod a scale-in deleted.
+    scale_ins: list[tuple[float, str, int]] = field(default_factory=list)
 
 
 class Stage:
@@ -88,6 +90,7 @@ class Stage:
             workdir,
             clock=self._clock,
         )
+        self.deployment.on_scale_in = self._note_scale_in
         self.prometheus = Prometheus(self._prometheus_config(), workdir)
         self.autoscaler = HpaController(config.autoscaler)
         self._client = DBOSClient(system_database_url=database_url)
@@ -195,6 +198,10 @@ class Stage:
                 succeeded=statuses.get("SUCCESS", 0),
             )
         )
+
+    def _note_scale_in(self, pod: Pod) -> None:
+        running = len(self.db.pending_on(pod.name)) if pod.phase == "Running" else 0
+        self.timeline.scale_ins.append((self.now(), pod.name, running))
 
     def _read_load(self) -> float | None:
         """The External metric as the adapter (or KEDA) serves it; None when it has no value."""

@@ -46,6 +46,8 @@ def test_scale_down_drains_the_newest_ready_pod_unless_its_deletion_cost_is_high
         env=worker_env(new_migrated_database("postgres")), termination_grace_seconds=10
     )
     with Deployment("worker", template, tmp_path) as deployment:
+        scaled_in: list[tuple[str, str]] = []
+        deployment.on_scale_in = lambda pod: scaled_in.append((pod.name, pod.phase))
         deployment.scale(1)
         settle(deployment, lambda: deployment.ready_replicas() == 1, "one ready worker")
         (first,) = deployment.pods()
@@ -79,6 +81,8 @@ def test_scale_down_drains_the_newest_ready_pod_unless_its_deletion_cost_is_high
         settle(deployment, lambda: first.phase == "Gone", "the cheaper pod to drain and exit")
         assert first.exit_code == 0, first.log()
         assert deployment.pods() == [third] and third.ready
+        # Each pod a scale-down deleted was reported once, before its SIGTERM.
+        assert scaled_in == [(second.name, "Running"), (first.name, "Running")]
 
 
 def test_start_delay_lost_pods_grace_and_close(

@@ -1,0 +1,134 @@
+"""HTTP enqueue side by side: the project's API against the seed-shaped server, with wrk.
+
+Each trial has a fresh database and a fresh server; wrk (Debian's) sends `POST /workflows` with a
+JSON body over 16 or 64 keep-alive connections for a few seconds. Beside it, in the same run,
+the ceiling: `DBOSClient.enqueue` in process from 8 threads, no HTTP.
+"""
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.measure import Databases, enqueue_many, median
+from services.contract import ENV_DATABASE_URL
+from tests.support.polling import wait_for
+from tests.support.processes import ServiceProcess, free_port
+
+BODY = '{"num_steps": 1, "step_seconds": 0}'
+SCRIPT = f"""wrk.method = "POST"
+wrk.body = '{BODY}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+class Server:
+    """The project's API (`services.api`) or the reference (`benchmarks.reference.seed_api`)."""
+
+    def __init__(self, kind: str, url: str, processes: int, workdir: Path) -> None:
+        self.port = free_port()
+        if kind == "ours":
+            module = "services.api"
+            env = {"API_PORT": str(self.port), "API_WORKERS": str(processes)}
+        else:
+            module = "benchmarks.reference.seed_api"
+            env = {"PORT": str(self.port), "WORKERS": str(processes)}
+        self.process = ServiceProcess(
+            module, {ENV_DATABASE_URL: url, **env}, workdir / f"{kind}-{self.port}.log"
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_serving(self) -> None:
+        def enqueued() -> bool:
+            assert self.process.process.poll() is None, self.process.log()
+            try:
+                response = httpx.post(
+                    f"{self.url}/workflows",
+                    content=BODY,
+                    headers={"Content-Type": "application/json"},
+                )
+            except httpx.TransportError:
+                return False
+            return response.status_code < 300
+
+        wait_for(enqueued, timeout=60, interval=0.2, what=f"{self.url} to enqueue")
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, float]:
+    """Requests/s and latency percentiles (ms) from wrk's report; fails on any error reply."""
+    output = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    assert bad is None and errors is None, f"wrk saw failed requests:\n{output}"
+    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])}  # type: ignore[index]
+    for percent in ("50", "90", "99"):
+        match = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)\b", output)
+        assert match, f"no {percent}% latency in wrk's report:\n{output}"
+        value = float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
+        figures[f"p{percent}_ms"] = value
+    return figures
+
+
+def run(dbs: Databases, reps: int, seconds: int, quick: bool = False) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-enqueue-"))
+    script = workdir / "post.lua"
+    script.write_text(SCRIPT)
+    connection_counts = (16,) if quick else (16, 64)
+    configs = [("ours", 1), ("seed", 1), ("ours", 2), ("seed", 2)]
+    trials: list[dict[str, Any]] = []
+    ceiling: list[float] = []
+    for rep in range(reps):
+        order = configs if rep % 2 == 0 else list(reversed(configs))
+        for kind, processes in order:
+            server = Server(kind, dbs.fresh(), processes, workdir)
+            try:
+                server.wait_serving()
+                for connections in connection_counts:
+                    figures = wrk(f"{server.url}/workflows", connections, seconds, script)
+                    print(f"  enqueue {kind} x{processes} c{connections}: {figures}", flush=True)
+                    trials.append(
+                        {
+                            "server": kind,
+                            "processes": processes,
+                            "connections": connections,
+                            **figures,
+                        }
+                    )
+            finally:
+                server.stop()
+        rate = enqueue_many(dbs.fresh(), 2000, num_steps=1, step_seconds=0.0, threads=8)
+        print(f"  enqueue in process, 8 threads: {rate:.0f}/s", flush=True)
+        ceiling.append(rate)
+    return {"trials": trials, "ceiling_rps": ceiling}
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    rows = []
+    keys = sorted({(t["server"], t["processes"], t["connections"]) for t in results["trials"]})
+    for server, processes, connections in keys:
+        same = [
+            t
+            for t in results["trials"]
+            if (t["server"], t["processes"], t["connections"]) == (server, processes, connections)
+        ]
+        rows.append(
+            {
+                "server": server,
+                "processes": processes,
+                "connections": connections,
+                **{k: median([t[k] for t in same]) for k in ("rps", "p50_ms", "p90_ms", "p99_ms")},
+            }
+        )
+    return {"rows": rows, "ceiling_rps": median(results["ceiling_rps"])}

@@ -1,0 +1,176 @@
+"""What the side-by-side benchmarks share: fresh databases, transaction counts, enqueueing,
+worker processes (the project's and the bare DBOS reference), and percentiles."""
+
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
+
+from services.contract import APP_VERSION, QUEUE_NAME, WORKFLOW_NAME
+from tests.support.databases import LOCAL_SERVER_URL, PostgresServer, database_name, migrate
+from tests.support.processes import WorkerProcess, start_worker, wait_worker_ready
+
+# The worker implementations compared: the project's, and DBOS used the plain way.
+OURS = "services.worker"
+BARE = "benchmarks.reference.bare_worker"
+IMPLEMENTATIONS = {"ours": OURS, "bare DBOS": BARE}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), nearest rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Databases:
+    """Fresh migrated databases on one PostgreSQL server, copies of one migrated template.
+
+    Transaction counts are read from pg_stat_database over a connection to another database,
+    so reading them adds nothing to what they count."""
+
+    def __init__(self, admin_url: str | None = None) -> None:
+        self.server = PostgresServer(
+            admin_url or os.environ.get("TEST_DATABASE_URL", LOCAL_SERVER_URL)
+        )
+        self._admin = sa.create_engine(self.server.admin_url, isolation_level="AUTOCOMMIT")
+        template = self.server.create_database()
+        migrate(template)
+        self.server.make_template(template)
+        self._template = template
+
+    def fresh(self) -> str:
+        return self.server.create_database(template=self._template)
+
+    def transactions(self, url: str) -> tuple[int, int]:
+        """Commits and rollbacks of the database, as far as its backends have reported them."""
+        with self._admin.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = :name"
+                ),
+                {"name": database_name(url)},
+            ).one()
+        return int(row[0]), int(row[1])
+
+    def settled_transactions(self, url: str, quiet_seconds: float = 1.5) -> tuple[int, int]:
+        """The counts once they have stopped moving: every backend that ended has reported."""
+        last, since = self.transactions(url), time.monotonic()
+        while time.monotonic() - since < quiet_seconds:
+            time.sleep(0.25)
+            now = self.transactions(url)
+            if now != last:
+                last, since = now, time.monotonic()
+        return last
+
+    def connections(self, url: str, application_name_like: str = "%") -> int:
+        with self._admin.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = :name "
+                        "AND application_name LIKE :app"
+                    ),
+                    {"name": database_name(url), "app": application_name_like},
+                ).scalar_one()
+            )
+
+    def close(self) -> None:
+        self._admin.dispose()
+        self.server.close()
+
+
+@contextmanager
+def databases() -> Iterator[Databases]:
+    dbs = Databases()
+    try:
+        yield dbs
+    finally:
+        dbs.close()
+
+
+def enqueue_options() -> EnqueueOptions:
+    return {
+        "queue_name": QUEUE_NAME,
+        "workflow_name": WORKFLOW_NAME,
+        "app_version": APP_VERSION,
+        "serialization_type": WorkflowSerializationFormat.PORTABLE,
+    }
+
+
+def enqueue_many(
+    url: str, count: int, num_steps: int, step_seconds: float, threads: int = 8
+) -> float:
+    """Enqueue `count` workflows in process from `threads` threads; returns workflows/s."""
+    client = DBOSClient(system_database_url=url)
+    try:
+        options = enqueue_options()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(lambda _: client.enqueue(options, num_steps, step_seconds), range(count)))
+        return count / (time.perf_counter() - started)
+    finally:
+        client.destroy()
+
+
+@dataclass
+class Worker:
+    process: WorkerProcess
+
+    def stop(self) -> None:
+        code = self.process.stop(timeout=60)
+        assert code in (0, -15), f"worker exited with {code}:\n{self.process.log()}"
+
+
+@contextmanager
+def workers(
+    module: str, url: str, count: int, concurrency: int, polling_seconds: float
+) -> Iterator[list[Worker]]:
+    """`count` worker processes of `module`, ready; stopped (drained) on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    started = [
+        Worker(
+            start_worker(
+                url,
+                workdir,
+                module,
+                DBOS__VMID=f"bench-{uuid.uuid4().hex[:8]}",
+                WORKER_CONCURRENCY=str(concurrency),
+                WORKER_POLLING_INTERVAL_SECONDS=str(polling_seconds),
+                # The database is migrated, as the chart's migration Job leaves it.
+                WORKER_RUN_MIGRATIONS="false",
+            )
+        )
+        for _ in range(count)
+    ]
+    try:
+        for worker in started:
+            wait_worker_ready(worker.process)
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
