@@ -72,7 +72,10 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, flo
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
     assert bad is None and errors is None, f"wrk saw failed requests:\n{output}"
-    figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])}  # type: ignore[index]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    requests = re.search(r"(\d+) requests in ", output)
+    assert rps and requests, f"no request rate in wrk's report:\n{output}"
+    figures = {"rps": float(rps[1]), "requests": float(requests[1])}
     for percent in ("50", "90", "99"):
         match = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)\b", output)
         assert match, f"no {percent}% latency in wrk's report:\n{output}"

@@ -28,9 +28,9 @@ from benchmarks.measure import (
     enqueue_options,
     median,
     percentile,
-    wait_until,
     workers,
 )
+from tests.support.polling import wait_for
 
 
 @dataclass
@@ -90,7 +90,7 @@ def throughput(
     polls = Polls(url)
     try:
         with workers(module, url, worker_count, concurrency, polling_seconds):
-            wait_until(
+            wait_for(
                 lambda: (
                     polls.scalar(
                         "SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS'"
@@ -165,17 +165,20 @@ def latency(
             client.destroy()
         polls = Polls(url)
         try:
-            wait_until(
+            wait_for(
                 lambda: (
                     polls.scalar(
                         "SELECT count(*) FROM dbos.workflow_status WHERE status = 'SUCCESS'"
                     )
-                    == count
+                    == count + 1
                 ),
                 timeout=120,
                 what=f"{count} workflows to succeed",
             )
-            waits = polls.rows("SELECT started_at_epoch_ms - created_at FROM dbos.workflow_status")
+            waits = polls.rows(
+                "SELECT started_at_epoch_ms - created_at FROM dbos.workflow_status "
+                "WHERE workflow_uuid <> 'warm-up'"
+            )
         finally:
             polls.close()
     return [float(row[0]) for row in waits]

@@ -6,7 +6,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,14 +43,12 @@ class Databases:
     Transaction counts are read from pg_stat_database over a connection to another database,
     so reading them adds nothing to what they count."""
 
-    def __init__(self, admin_url: str | None = None) -> None:
-        self.server = PostgresServer(
-            admin_url or os.environ.get("TEST_DATABASE_URL", LOCAL_SERVER_URL)
-        )
-        self._admin = sa.create_engine(self.server.admin_url, isolation_level="AUTOCOMMIT")
-        template = self.server.create_database()
+    def __init__(self, server: PostgresServer) -> None:
+        self.server = server
+        self._admin = sa.create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
+        template = server.create_database()
         migrate(template)
-        self.server.make_template(template)
+        server.make_template(template)
         self._template = template
 
     def fresh(self) -> str:
@@ -91,16 +89,18 @@ class Databases:
 
     def close(self) -> None:
         self._admin.dispose()
-        self.server.close()
 
 
 @contextmanager
 def databases() -> Iterator[Databases]:
-    dbs = Databases()
+    """On TEST_DATABASE_URL's server, else 127.0.0.1:5432; every database dropped at the end."""
+    server = PostgresServer(os.environ.get("TEST_DATABASE_URL", LOCAL_SERVER_URL))
+    dbs = Databases(server)
     try:
         yield dbs
     finally:
         dbs.close()
+        server.close()
 
 
 def enqueue_options() -> EnqueueOptions:
@@ -164,13 +164,3 @@ def workers(
     finally:
         for worker in started:
             worker.stop()
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)

@@ -9,6 +9,7 @@ pgrep procps
 promtool prometheus
 prometheus prometheus
 chromium chromium
+wrk wrk
 "
 
 missing_packages() {

@@ -17,6 +17,7 @@ TOOLS = {
     "pgrep": "procps",
     "prometheus": "prometheus",
     "promtool": "prometheus",
+    "wrk": "wrk",
 }
 HINT = "`make tools` (as root, on Debian) installs it"
 
