@@ -35,6 +35,8 @@ def main() -> int:
         _share_metrics_between_processes()
     import uvicorn
 
+    from services.api.http_protocol import NoDelayH11Protocol
+
     uvicorn.run(
         "services.api.app:create_app_from_env",
         factory=True,
@@ -43,6 +45,7 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
+        http=NoDelayH11Protocol,
     )
     return 0
 
