@@ -109,8 +109,8 @@ def node_loss(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any
 def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
     """The enqueue rate rises steadily, then falls back (a triangle, over twice the scale-down
     window), to a trickle that keeps about two workers busy; the trickle goes on until the
-    autoscaler has scaled in to two (so pods are deleted while they run workflows), then stops;
-    done when every workflow succeeded."""
+    autoscaler has scaled in and settled (so pods are deleted while they run workflows), then
+    stops; done when every workflow succeeded."""
     spec = stage.config.autoscaler
     period = 2 * spec.scale_down.stabilization_window_seconds + 1
     started = stage.now()
@@ -130,9 +130,11 @@ def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
         return sent >= work.workflows
 
     stage.run_until(keep_sending, timeout=period + 60, what="the ramp to send everything")
-    # The trickle: two workers' worth of work at all times.
+    # The trickle: two workers' worth of work at all times, until the fleet has scaled in to
+    # the trickle's level and settled there (no change for a scale-down period and a sync).
     rate = TRICKLE_WORKERS * stage.config.worker_concurrency / work.workflow_seconds
-    floor = max(spec.min_replicas, TRICKLE_WORKERS)
+    longest_period = max((p.period_seconds for p in spec.scale_down.policies), default=0.0)
+    settle = longest_period + spec.sync_period_seconds
     trickle_started, trickled = stage.now(), 0
 
     def trickle_until_scaled_in() -> bool:
@@ -141,9 +143,9 @@ def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
         if target > trickled:
             stage.enqueue(target - trickled, work.num_steps, work.step_seconds)
             trickled = target
-        return bool(stage.timeline.scale_ins) and stage.deployment.replicas <= floor
+        changes = stage.timeline.changes
+        return bool(stage.timeline.scale_ins) and stage.now() - changes[-1][0] > settle
 
-    longest_period = max((p.period_seconds for p in spec.scale_down.policies), default=0.0)
     stage.run_until(
         trickle_until_scaled_in,
         # Whatever the ramp left queued drains first (a machine slower than the time scale).
@@ -152,7 +154,7 @@ def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
         + spec.max_replicas * longest_period
         + 10 * spec.sync_period_seconds
         + 60,
-        what=f"the workers to scale in to {floor} under a trickle",
+        what="the workers to scale in under a trickle and settle",
     )
     work = dataclasses.replace(work, workflows=sent + trickled)
     _drain(stage, work, started)
