@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import anyio
 from dbos import DBOSClient
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 class State(TypedDict):
     settings: ApiSettings
+    # One token per pooled database connection (routes._db).
+    db_limiter: anyio.CapacityLimiter
     store: Store
     fleet: Fleet
     workflows: Workflows
@@ -61,6 +64,7 @@ def create_app(settings: ApiSettings) -> Starlette:
         try:
             yield {
                 "settings": settings,
+                "db_limiter": anyio.CapacityLimiter(settings.db_pool_size),
                 "store": store,
                 "fleet": fleet,
                 "workflows": Workflows(client, store, settings.application_version, grace_ms),

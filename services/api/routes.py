@@ -40,9 +40,19 @@ async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
     so a client that retries should send an Idempotency-Key.
     """
     settings: ApiSettings = request.state.settings
+    connections: anyio.CapacityLimiter = request.state.db_limiter
     try:
         with anyio.fail_after(settings.request_timeout_seconds):
-            return await anyio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
+            # As many threads as the pool has connections: the other requests wait here, in
+            # the event loop, rather than as blocked threads contending for a connection.
+            with anyio.move_on_after(settings.db_pool_timeout_seconds) as waiting:
+                await connections.acquire()
+            if waiting.cancelled_caught:
+                raise TimeoutError("no database connection free in time")
+            try:
+                return await anyio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
+            finally:
+                connections.release()
     except WorkflowNotFound as exc:
         raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
     except WorkflowConflict as exc:
