@@ -35,7 +35,7 @@ def main() -> int:
         _share_metrics_between_processes()
     import uvicorn
 
-    from services.api.http_protocol import NoDelayH11Protocol
+    from services.api.http_protocol import NoDelayHttpToolsProtocol
 
     uvicorn.run(
         "services.api.app:create_app_from_env",
@@ -45,7 +45,8 @@ def main() -> int:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
-        http=NoDelayH11Protocol,
+        http=NoDelayHttpToolsProtocol,
+        loop="uvloop",
     )
     return 0
 

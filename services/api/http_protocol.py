@@ -1,4 +1,5 @@
-"""The HTTP protocol uvicorn serves the API with: its own, with Nagle's algorithm off.
+"""The HTTP protocol uvicorn serves the API with: httptools' (uvicorn's fast path), with
+Nagle's algorithm off.
 
 asyncio turns TCP_NODELAY on only for sockets created with the TCP protocol named; uvicorn
 binds the shared socket of several processes (API_WORKERS > 1) without naming it. Nagle's
@@ -9,10 +10,10 @@ client acknowledged the first, which Linux delays by 40 ms: every request took o
 import asyncio
 import socket
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 
-class NoDelayH11Protocol(H11Protocol):
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
