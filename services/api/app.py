@@ -5,13 +5,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-import anyio
 from dbos import DBOSClient
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from services.api import database, tables
+from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
 from services.api.middleware import HttpMetricsMiddleware
@@ -31,8 +31,8 @@ logger = logging.getLogger(__name__)
 
 class State(TypedDict):
     settings: ApiSettings
-    # One token per pooled database connection (routes._db).
-    db_limiter: anyio.CapacityLimiter
+    # One thread per pooled database connection (routes._db).
+    db_threads: DatabaseThreads
     store: Store
     fleet: Fleet
     workflows: Workflows
@@ -64,7 +64,9 @@ def create_app(settings: ApiSettings) -> Starlette:
         try:
             yield {
                 "settings": settings,
-                "db_limiter": anyio.CapacityLimiter(settings.db_pool_size),
+                "db_threads": DatabaseThreads(
+                    settings.db_pool_size, settings.db_pool_timeout_seconds
+                ),
                 "store": store,
                 "fleet": fleet,
                 "workflows": Workflows(client, store, settings.application_version, grace_ms),

@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -15,6 +14,7 @@ from starlette.routing import Route
 
 from services.api import progress_page, schemas
 from services.api.database import is_unavailable
+from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
@@ -40,19 +40,10 @@ async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
     so a client that retries should send an Idempotency-Key.
     """
     settings: ApiSettings = request.state.settings
-    connections: anyio.CapacityLimiter = request.state.db_limiter
+    threads: DatabaseThreads = request.state.db_threads
     try:
         with anyio.fail_after(settings.request_timeout_seconds):
-            # As many threads as the pool has connections: the other requests wait here, in
-            # the event loop, rather than as blocked threads contending for a connection.
-            with anyio.move_on_after(settings.db_pool_timeout_seconds) as waiting:
-                await connections.acquire()
-            if waiting.cancelled_caught:
-                raise TimeoutError("no database connection free in time")
-            try:
-                return await anyio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
-            finally:
-                connections.release()
+            return await threads.run(fn, *args)
     except WorkflowNotFound as exc:
         raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
     except WorkflowConflict as exc:
