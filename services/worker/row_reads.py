@@ -68,15 +68,16 @@ class RowReads:
         error: BaseException | None = None
         try:
             rows = self._read_many(list(batch))
-        except Exception as exc:
+        except BaseException as exc:  # whatever it is, the batch's callers must hear of it
             error = exc
-        with self._cond:
-            self.reads += 1
-            for read_id, slots in batch.items():
-                for waiting in slots:
-                    waiting.done, waiting.row, waiting.error = True, rows.get(read_id), error
-            self._reading = False
-            self._cond.notify_all()
+        finally:
+            with self._cond:
+                self.reads += 1
+                for read_id, slots in batch.items():
+                    for waiting in slots:
+                        waiting.done, waiting.row, waiting.error = True, rows.get(read_id), error
+                self._reading = False
+                self._cond.notify_all()
         return slot.result()
 
     def _take_batch(self, own: str) -> dict[str, list[_Slot]]:
