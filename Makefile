@@ -44,8 +44,9 @@ images:
 	docker build --file docker/Dockerfile --target api --build-arg VERSION=$(VERSION) --tag $(IMAGE)-api:$(VERSION) .
 	docker build --file docker/Dockerfile --target worker --build-arg VERSION=$(VERSION) --tag $(IMAGE)-worker:$(VERSION) .
 
-.PHONY: bench  ## queue metrics and listing at 1M+100k workflows on PostgreSQL (prints Markdown)
+.PHONY: bench  ## the project beside its references (benchmarks/results/), then reads at 1M+100k workflows
 bench: install
+	$(PYTHON) -m benchmarks
 	$(PYTHON) -m benchmarks.scale
 
 .PHONY: rehearse  ## rehearse the chart's autoscaling on real workers (TIME_SCALE=10 for a faster run)

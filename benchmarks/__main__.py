@@ -19,6 +19,7 @@ from benchmarks.bench_report import headline, write_markdown, write_plots
 from benchmarks.measure import databases
 
 RESULTS = Path(__file__).resolve().parent / "results"
+FAMILIES = {"enqueue", "execution", "reads"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    families = set(args.only.split(","))
+    families = {name.strip() for name in args.only.split(",") if name.strip()}
+    if unknown := families - FAMILIES:
+        parser.error(f"unknown --only {sorted(unknown)}: choose from {sorted(FAMILIES)}")
     raw: dict[str, Any] = {}
     started = time.monotonic()
     with databases() as dbs:

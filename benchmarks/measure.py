@@ -1,6 +1,7 @@
 """What the side-by-side benchmarks share: fresh databases, transaction counts, enqueueing,
 worker processes (the project's and the bare DBOS reference), and percentiles."""
 
+import math
 import os
 import statistics
 import tempfile
@@ -30,7 +31,7 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 def median(values: list[float]) -> float:
@@ -48,6 +49,17 @@ class Databases:
         self._admin = sa.create_engine(server.admin_url, isolation_level="AUTOCOMMIT")
         template = server.create_database()
         migrate(template)
+        # No autovacuum or autoanalyze worker adds its transactions to a measured database.
+        engine = sa.create_engine(sa.make_url(template).set(drivername="postgresql+psycopg"))
+        with engine.begin() as conn:
+            tables = conn.execute(
+                sa.text("SELECT schemaname, tablename FROM pg_tables WHERE schemaname = 'dbos'")
+            ).all()
+            for schema, table in tables:
+                conn.execute(
+                    sa.text(f'ALTER TABLE "{schema}"."{table}" SET (autovacuum_enabled = off)')
+                )
+        engine.dispose()
         server.make_template(template)
         self._template = template
 

@@ -2,7 +2,9 @@
 
 A Starlette app whose `POST /workflows` makes one `DBOSClient.enqueue` per request, as the page
 the project grew from does (a plain synchronous route on DBOSClient's own engine), with nothing
-else: no validation, idempotency, problem responses, metrics or timeouts.
+else: no validation, idempotency, problem responses, metrics or timeouts. uvicorn runs with its
+defaults, as `uvicorn app:app` does (the access log on; httptools and uvloop, installed here,
+picked automatically), so both servers log every request and share the same HTTP stack.
 
     DBOS_SYSTEM_DATABASE_URL=... PORT=8001 WORKERS=1 python -m benchmarks.reference.seed_api
 """
@@ -41,8 +43,6 @@ def main() -> None:
         host="127.0.0.1",
         port=int(os.environ["PORT"]),
         workers=int(os.environ.get("WORKERS", "1")),
-        log_level="warning",
-        access_log=False,
     )
 
 

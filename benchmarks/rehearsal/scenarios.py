@@ -143,8 +143,9 @@ def ramp(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
         if target > trickled:
             stage.enqueue(target - trickled, work.num_steps, work.step_seconds)
             trickled = target
-        changes = stage.timeline.changes
-        return bool(stage.timeline.scale_ins) and stage.now() - changes[-1][0] > settle
+        scale_ins = [t for t, _, _ in stage.timeline.scale_ins if t >= trickle_started]
+        last_change = stage.timeline.changes[-1][0] if stage.timeline.changes else 0.0
+        return bool(scale_ins) and stage.now() - last_change > settle
 
     stage.run_until(
         trickle_until_scaled_in,
