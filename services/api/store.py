@@ -63,6 +63,7 @@ class Store:
     ) -> list[WorkflowRecord]:
         """Newest first; `limit` rows after `after`, with progress, in one query."""
         with self._engine.connect() as conn:
+            plan_pages_without_sorting(conn)
             return [_record(row) for row in conn.execute(page_query(limit, after, status))]
 
     def requeue(
@@ -169,6 +170,19 @@ class Store:
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else _record(row)
+
+
+def plan_pages_without_sorting(conn: sa.Connection) -> None:
+    """For the rest of the transaction, PostgreSQL's planner avoids sorting (SET LOCAL).
+
+    A page is newest first: DBOS's created_at index read backwards, or a partial index of the
+    status asked for, gives its rows in order. Before the first ANALYZE (a fresh deployment hit
+    by a burst) the planner misjudged the name filter and chose to read and sort every row
+    instead: 44 ms at 100,000 workflows, against 0.4 ms by the index. Barring explicit sorts
+    leaves it the index, whatever the statistics say.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL enable_sort = off"))
 
 
 def page_query(limit: int, after: PageKey | None, status: str | None) -> sa.Select[Any]:

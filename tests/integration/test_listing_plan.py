@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.api.store import PageKey, page_query
+from services.api.store import PageKey, page_query, plan_pages_without_sorting
 from services.api.tables import with_schemas
 from tests.conftest import NewDatabase
 from tests.support.history import insert_workflows
@@ -56,6 +56,7 @@ def _plan(engine: sa.Engine, query: sa.Select[Any]) -> dict[str, Any]:
         compile_kwargs={"literal_binds": True},
     ).string
     with engine.connect() as conn:
+        plan_pages_without_sorting(conn)  # as Store.list_page plans it
         document = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()
     explained = document if isinstance(document, list) else json.loads(document)
     plan: dict[str, Any] = explained[0]["Plan"]
@@ -85,6 +86,15 @@ def _assert_limit_first(plan: dict[str, Any]) -> None:
     limits = [i for i, node in enumerate(above) if node["Node Type"] == "Limit"]
     assert limits and (not joins or max(limits) > max(joins)), (
         "the page's rows are not limited before the joins:\n" + text
+    )
+    # Read in order from an index: no sort of everything that matches (an incremental sort
+    # of rows already in created_at order only orders equal timestamps).
+    status_scan, _ = scans["workflow_status"][0]
+    assert status_scan["Node Type"] in ("Index Scan", "Index Only Scan"), (
+        f"workflow_status is read with a {status_scan['Node Type']}:\n{text}"
+    )
+    assert not [n for n in above[max(limits) :] if n["Node Type"] == "Sort"], (
+        "the page's rows are sorted after being read:\n" + text
     )
     for name in ("workflow_input", "workflow_events"):
         for node, _ in scans[name]:
