@@ -6,7 +6,7 @@ import sys
 
 from dbos import DBOS, DBOSClient
 
-from services.contract import APP_NAME
+from services.contract import APP_NAME, QUEUE_NAME
 from services.contract.fleet import SCHEMA_VERSION
 from services.worker import database, fleet_schema
 from services.worker.runner import run
@@ -31,6 +31,25 @@ def migrate(settings: WorkerSettings, app_role: str | None) -> None:
             fleet_schema.grant(engine, app_role)
     finally:
         engine.dispose()
+    register_queue(settings)
+
+
+def register_queue(settings: WorkerSettings) -> None:
+    """Register the queue as the workers will (they register it again at start).
+
+    Its load is reported only once it is registered (the load divides by worker_concurrency):
+    a fleet scaled to zero has no worker to register it, and KEDA, reading no load, would
+    never wake one.
+    """
+    client = DBOSClient(system_database_url=settings.database_url, application_name=APP_NAME)
+    try:
+        client.register_queue(
+            QUEUE_NAME,
+            worker_concurrency=settings.worker_concurrency,
+            polling_interval_sec=settings.polling_interval_seconds,
+        )
+    finally:
+        client.destroy()
 
 
 def set_latest_version(settings: WorkerSettings, version: str) -> None:

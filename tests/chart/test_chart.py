@@ -263,3 +263,19 @@ def test_the_migration_job_can_connect_as_the_schema_owner() -> None:
     assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in api["env"][:1]} == {
         "DBOS_SYSTEM_DATABASE_URL": "app"
     }
+
+
+def test_the_migration_registers_the_queue_with_the_workers_settings() -> None:
+    # A fleet scaled to zero (KEDA) has no worker to register the queue, and its load is only
+    # reported once the queue is: the migration registers it, with the workers' settings.
+    values = {
+        "database": {"existingSecret": "app"},
+        "worker": {"concurrency": 25, "pollingIntervalSeconds": 0.5},
+    }
+    objects = render(values)
+    job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
+    worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    names = ("WORKER_CONCURRENCY", "WORKER_POLLING_INTERVAL_SECONDS")
+    job_env = {e["name"]: e.get("value") for e in job["env"] if e["name"] in names}
+    worker_env = {e["name"]: e.get("value") for e in worker["env"] if e["name"] in names}
+    assert job_env == worker_env == {names[0]: "25", names[1]: "0.5"}

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from services.contract import QUEUE_NAME
 from tests.integration.conftest import Stack
 from tests.support.databases import count_workflows
 from tests.support.metrics import sample
@@ -80,3 +81,13 @@ def test_concurrent_resumes_put_a_workflow_back_once(idle_stack: Stack) -> None:
 
     assert codes == [202, 409, 409, 409]
     assert api.workflow(workflow_id)["status"] == "ENQUEUED"
+
+
+def test_the_load_is_reported_before_any_worker_has_started(idle_stack: Stack) -> None:
+    # The migration registers the queue: a fleet scaled to zero is woken by this load (KEDA).
+    idle_stack.api.enqueue()
+    text = idle_stack.api.http.get("/metrics").text
+    assert sample(text, "queue_worker_queue_worker_concurrency", queue=QUEUE_NAME) == 10
+    enqueued = sample(text, "queue_worker_queue_workflows", queue=QUEUE_NAME, status="enqueued")
+    assert enqueued is not None and enqueued >= 1
+    assert sample(text, "queue_worker_queue_load", queue=QUEUE_NAME) == enqueued / 10

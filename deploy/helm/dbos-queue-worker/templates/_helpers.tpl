@@ -83,6 +83,16 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
 
+{{/* The queue's settings: the workers register the queue with them, and so does the
+migration (a fleet scaled to zero has no worker to register it, and its load is unknown until
+the queue is). */}}
+{{- define "dqw.queueEnv" -}}
+- name: WORKER_CONCURRENCY
+  value: {{ .Values.worker.concurrency | quote }}
+- name: WORKER_POLLING_INTERVAL_SECONDS
+  value: {{ .Values.worker.pollingIntervalSeconds | quote }}
+{{- end -}}
+
 {{/* Environment both services read. */}}
 {{- define "dqw.commonEnv" -}}
 {{ include "dqw.databaseEnv" (dict "name" (include "dqw.databaseSecretName" .) "key" .Values.database.secretKey) }}
