@@ -114,7 +114,7 @@ def _rehearse(
         "start_delay_seconds": start_delay,
         "values": values,
         "autoscaler": {
-            "min": config.autoscaler.min_replicas,
+            "min": config.min_replicas,
             "max": config.autoscaler.max_replicas,
             "target": config.autoscaler.target_average_value,
             "sync_period_seconds": config.autoscaler.sync_period_seconds,

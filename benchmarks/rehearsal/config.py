@@ -41,6 +41,27 @@ class KedaFallback:
 
 
 @dataclass(frozen=True)
+class KedaActivation:
+    """KEDA's own loop beside the HPA: every `polling_interval_seconds` it reads the load; with
+    `min_replicas` 0 it scales 0 -> 1 once the load exceeds `threshold` (activationThreshold),
+    and 1 -> 0 after `cooldown_seconds` without. From one worker up the HPA scales, on KEDA's
+    metrics server, which reads the query whenever the HPA asks: there the polling interval
+    plays no part."""
+
+    polling_interval_seconds: float
+    cooldown_seconds: float
+    min_replicas: int
+    threshold: float
+
+    def scaled(self, time_scale: float) -> "KedaActivation":
+        return replace(
+            self,
+            polling_interval_seconds=self.polling_interval_seconds / time_scale,
+            cooldown_seconds=self.cooldown_seconds / time_scale,
+        )
+
+
+@dataclass(frozen=True)
 class ChartConfig:
     mode: Mode
     autoscaler: HpaSpec
@@ -52,6 +73,14 @@ class ChartConfig:
     scrape_interval_seconds: float
     queue: str
     keda_fallback: KedaFallback | None = None
+    keda_activation: KedaActivation | None = None
+
+    @property
+    def min_replicas(self) -> int:
+        """The fewest workers: the HPA's minimum, or KEDA's (0 allows scale to zero)."""
+        if self.keda_activation is not None:
+            return self.keda_activation.min_replicas
+        return self.autoscaler.min_replicas
 
     @property
     def worker_concurrency(self) -> int:
@@ -85,6 +114,9 @@ class ChartConfig:
         return replace(
             self,
             autoscaler=self.autoscaler.scaled(time_scale),
+            keda_activation=None
+            if self.keda_activation is None
+            else self.keda_activation.scaled(time_scale),
             worker_env=worker_env,
             api_env=api_env,
             termination_grace_seconds=termination,
@@ -112,8 +144,11 @@ def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
             adapter_query(NAMESPACE, queue),
             None,
         )
+        activation = None
     else:
-        autoscaler, query, queue, fallback = _keda(find(objects, "ScaledObject"))
+        scaled_object = find(objects, "ScaledObject")
+        autoscaler, query, queue, fallback = _keda(scaled_object)
+        activation = _keda_activation(scaled_object)
     return ChartConfig(
         mode=mode,
         autoscaler=autoscaler,
@@ -124,6 +159,7 @@ def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
         scrape_interval_seconds=_duration_seconds(monitor["interval"]),
         queue=queue,
         keda_fallback=fallback,
+        keda_activation=activation,
     )
 
 
@@ -135,8 +171,8 @@ def _keda(scaled_object: dict[str, Any]) -> tuple[HpaSpec, str, str, KedaFallbac
     behavior = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior")
     manifest = {
         "spec": {
-            # KEDA's HPA never goes below 1; KEDA itself scales 1 <-> 0 on activation, which
-            # the rehearsal does not play.
+            # KEDA's HPA never goes below 1; KEDA itself scales 1 <-> 0 on activation (the
+            # stage plays it: KedaActivation).
             "minReplicas": max(1, int(spec.get("minReplicaCount", 0))),
             "maxReplicas": spec.get("maxReplicaCount", 100),
             "metrics": [
@@ -170,6 +206,18 @@ def _keda(scaled_object: dict[str, Any]) -> tuple[HpaSpec, str, str, KedaFallbac
             int(fallback["replicas"]),
             str(fallback.get("behavior", "static")),
         ),
+    )
+
+
+def _keda_activation(scaled_object: dict[str, Any]) -> KedaActivation:
+    """The ScaledObject's own loop, with KEDA's defaults where the chart sets nothing."""
+    spec = scaled_object["spec"]
+    metadata = spec["triggers"][0]["metadata"]
+    return KedaActivation(
+        polling_interval_seconds=float(spec.get("pollingInterval", 30)),
+        cooldown_seconds=float(spec.get("cooldownPeriod", 300)),
+        min_replicas=int(spec.get("minReplicaCount", 0)),
+        threshold=float(metadata.get("activationThreshold", 0)),
     )
 
 

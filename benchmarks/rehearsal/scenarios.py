@@ -56,7 +56,7 @@ def outage(stage: Stage, work: Workload, start_delay: float) -> dict[str, Any]:
     """Load, then the load metric goes away for a while (replicas must hold), then back."""
     started = stage.now()
     stage.enqueue(work.workflows, work.num_steps, work.step_seconds)
-    minimum = stage.config.autoscaler.min_replicas
+    minimum = stage.config.min_replicas
     settle = 2 * stage.config.autoscaler.sync_period_seconds
 
     def scaled_out_and_settled() -> bool:
@@ -187,7 +187,7 @@ def _drain(stage: Stage, work: Workload, started: float) -> None:
 
 def _back_to_min(stage: Stage) -> None:
     spec = stage.config.autoscaler
-    minimum = spec.min_replicas
+    minimum = stage.config.min_replicas
     window = spec.scale_down.stabilization_window_seconds
     longest_period = max((p.period_seconds for p in spec.scale_down.policies), default=0.0)
     stage.run_until(

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from dbos import DBOSClient, EnqueueOptions
 
-from benchmarks.rehearsal.config import NAMESPACE, ChartConfig
+from benchmarks.rehearsal.config import NAMESPACE, ChartConfig, KedaActivation
 from benchmarks.rehearsal.deployment import Deployment, Pod, PodTemplate
 from benchmarks.rehearsal.hpa import HpaController
 from services import contract
@@ -69,6 +69,8 @@ class Stage:
         self._written_targets: list[dict[str, Any]] | None = None
         self._failures = 0  # consecutive failed reads (KEDA's fallback counts them)
         self._next_sync = self._t0
+        self._next_activation_check = self._t0
+        self._last_active = self._t0
         self.db = SystemDatabase(database_url)
         self.api = Api(
             database_url,
@@ -103,12 +105,12 @@ class Stage:
         self.api.wait_ready()
         self._write_targets()
         self.prometheus.wait_ready()
-        self.deployment.scale(self.config.autoscaler.min_replicas)
+        self.deployment.scale(self.config.min_replicas)
         # As in a running cluster: the workers are up and the load is being read before the
         # load comes (Prometheus' first scrape lands seconds after it starts).
         self.run_until(
             lambda: (
-                self.deployment.ready_replicas() >= self.config.autoscaler.min_replicas
+                self.deployment.ready_replicas() >= self.config.min_replicas
                 and self._read_load() is not None
             ),
             timeout=120,
@@ -167,6 +169,10 @@ class Stage:
         started = self._clock()
         self.deployment.reconcile()
         self._write_targets()
+        activation = self.config.keda_activation
+        if activation is not None and started >= self._next_activation_check:
+            self._next_activation_check = started + activation.polling_interval_seconds
+            self._activate(activation)
         if started >= self._next_sync:
             self._next_sync = started + self.config.autoscaler.sync_period_seconds
             self._sync()
@@ -176,13 +182,34 @@ class Stage:
 
     # The controllers.
 
+    def _activate(self, activation: KedaActivation) -> None:
+        """KEDA's loop: 0 -> 1 on activity, 1 -> 0 after the cooldown without (min 0 only)."""
+        if activation.min_replicas > 0:
+            return
+        load = self._query_load()
+        now = self._clock()
+        if load is None:  # unreadable: KEDA neither wakes nor retires the target on an error
+            return
+        if load > activation.threshold:
+            self._last_active = now
+            if self.deployment.replicas == 0:
+                self.timeline.changes.append((self.now(), 0, 1))
+                self.deployment.scale(1)
+        elif (
+            self.deployment.replicas > 0 and now - self._last_active >= activation.cooldown_seconds
+        ):
+            self.timeline.changes.append((self.now(), self.deployment.replicas, 0))
+            self.deployment.scale(0)
+
     def _sync(self) -> None:
         load = self._read_load()
         current = self.deployment.replicas
         existing = sum(1 for pod in self.deployment.pods() if pod.phase in ("Pending", "Running"))
-        desired = self.autoscaler.sync(
-            self._clock(), current, self._keda_view(load, current), status_replicas=existing
-        )
+        desired = current
+        if current > 0:  # a target scaled to zero is KEDA's to wake: the HPA leaves it alone
+            desired = self.autoscaler.sync(
+                self._clock(), current, self._keda_view(load, current), status_replicas=existing
+            )
         if desired != current:
             self.timeline.changes.append((self.now(), current, desired))
             self.deployment.scale(desired)
@@ -204,16 +231,18 @@ class Stage:
         self.timeline.scale_ins.append((self.now(), pod.name, running))
 
     def _read_load(self) -> float | None:
-        """The External metric as the adapter (or KEDA) serves it; None when it has no value."""
+        """The External metric as the adapter (or KEDA) serves it; None when it has no value.
+        Failed reads are counted, for KEDA's fallback."""
+        load = self._query_load()
+        self._failures = 0 if load is not None else self._failures + 1
+        return load
+
+    def _query_load(self) -> float | None:
         try:
             result = self.prometheus.query(self.config.load_query)
         except (AssertionError, OSError):
             result = []
-        if not result:
-            self._failures += 1
-            return None
-        self._failures = 0
-        return float(result[0]["value"][1])
+        return float(result[0]["value"][1]) if result else None
 
     def _keda_view(self, load: float | None, current: int) -> float | None:
         """What KEDA hands the HPA: the load, or after enough failed reads its fallback (a load

@@ -53,3 +53,26 @@ def test_the_workers_hold_while_the_load_cannot_be_read(stage: Stage) -> None:
     assert figures["outage_replica_changes"] == 0
     assert figures["workflows_lost"] == 0
     assert any(load is None for load in (s.load for s in stage.timeline.samples))
+
+
+def test_keda_wakes_a_fleet_scaled_to_zero_and_retires_it_after_the_cooldown(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    values = {"keda": {"minReplicaCount": 0, "maxReplicaCount": 3}}
+    config = chart_config.load("keda", values).scaled(TIME_SCALE)
+    assert config.keda_activation is not None and config.min_replicas == 0
+    stage = Stage(config, new_migrated_database("postgres"), tmp_path, START_DELAY)
+    try:
+        stage.open()
+        assert stage.deployment.replicas == 0 and not stage.deployment.pods()
+        work = Workload(workflows=60, num_steps=4, step_seconds=2.0 / TIME_SCALE)
+
+        figures = lull(stage, work, START_DELAY)
+
+        changes = stage.timeline.changes
+        assert changes[0][1:] == (0, 1), f"KEDA did not wake the fleet first: {changes}"
+        assert figures["workflows_succeeded"] == 60 and figures["workflows_lost"] == 0
+        assert changes[-1][2] == 0 and stage.deployment.replicas == 0
+        assert not stage.deployment.pods()
+    finally:
+        stage.close()
