@@ -63,7 +63,8 @@ class Store:
     ) -> list[WorkflowRecord]:
         """Newest first; `limit` rows after `after`, with progress, in one query."""
         with self._engine.connect() as conn:
-            plan_pages_without_sorting(conn)
+            if status in SORT_FREE_STATUSES:
+                plan_pages_without_sorting(conn)
             return [_record(row) for row in conn.execute(page_query(limit, after, status))]
 
     def requeue(
@@ -170,6 +171,15 @@ class Store:
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else _record(row)
+
+
+# The filters whose pages an index gives newest first: all rows and SUCCESS (DBOS's created_at
+# index, which nearly every row matches), PENDING and the failed statuses (partial indexes on
+# created_at). ENQUEUED and DELAYED have none: read through created_at, a page of a status
+# with few rows would scan the whole history, so the planner keeps its choice there.
+SORT_FREE_STATUSES = frozenset(
+    {None, "SUCCESS", "PENDING", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+)
 
 
 def plan_pages_without_sorting(conn: sa.Connection) -> None:
