@@ -190,13 +190,24 @@ def _back_to_min(stage: Stage) -> None:
     minimum = stage.config.min_replicas
     window = spec.scale_down.stabilization_window_seconds
     longest_period = max((p.period_seconds for p in spec.scale_down.policies), default=0.0)
+    activation = stage.config.keda_activation
+    # To zero, KEDA's cooldown and its next check come on top.
+    wake = (
+        activation.cooldown_seconds + activation.polling_interval_seconds
+        if activation is not None and minimum == 0
+        else 0.0
+    )
     stage.run_until(
         lambda: (
             stage.deployment.replicas == minimum
             and stage.deployment.ready_replicas() == minimum
             and len(stage.deployment.pods()) == minimum
         ),
-        timeout=window + spec.max_replicas * longest_period + 10 * spec.sync_period_seconds + 60,
+        timeout=window
+        + spec.max_replicas * longest_period
+        + 10 * spec.sync_period_seconds
+        + wake
+        + 60,
         what=f"the workers back to {minimum}",
     )
 

@@ -270,12 +270,26 @@ def test_the_migration_registers_the_queue_with_the_workers_settings() -> None:
     # reported once the queue is: the migration registers it, with the workers' settings.
     values = {
         "database": {"existingSecret": "app"},
-        "worker": {"concurrency": 25, "pollingIntervalSeconds": 0.5},
+        "worker": {"concurrency": 25, "pollingIntervalSeconds": 0.5, "heartbeatIntervalSeconds": 2},
+        "executorGraceSeconds": 10,
     }
     objects = render(values)
     job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
     worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
-    names = ("WORKER_CONCURRENCY", "WORKER_POLLING_INTERVAL_SECONDS")
+    names = ("WORKER_CONCURRENCY", "WORKER_POLLING_INTERVAL_SECONDS", "HEARTBEAT_INTERVAL_SECONDS")
     job_env = {e["name"]: e.get("value") for e in job["env"] if e["name"] in names}
     worker_env = {e["name"]: e.get("value") for e in worker["env"] if e["name"] in names}
-    assert job_env == worker_env == {names[0]: "25", names[1]: "0.5"}
+    # The migration checks the grace against the heartbeat interval, as a worker does.
+    assert job_env == worker_env == {names[0]: "25", names[1]: "0.5", names[2]: "2"}
+
+
+def test_scale_to_zero_without_the_migration_is_refused() -> None:
+    values = {
+        "database": {"existingSecret": "app", "migration": {"enabled": False}},
+        "autoscaling": {"enabled": False},
+        "keda": {"enabled": True, "minReplicaCount": 0},
+    }
+    with pytest.raises(
+        helm_python.HelmError, match=r"keda\.minReplicaCount 0 needs database\.migration"
+    ):
+        render(values)

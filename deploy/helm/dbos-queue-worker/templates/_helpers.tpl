@@ -83,14 +83,17 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
 
-{{/* The queue's settings: the workers register the queue with them, and so does the
-migration (a fleet scaled to zero has no worker to register it, and its load is unknown until
-the queue is). */}}
-{{- define "dqw.queueEnv" -}}
+{{/* Worker settings the migration reads too: it registers the queue with the workers'
+concurrency and polling interval (a fleet scaled to zero has no worker to register it, and its
+load is unknown until the queue is), and checks the grace against the heartbeat interval as a
+worker does. */}}
+{{- define "dqw.workerSettingsEnv" -}}
 - name: WORKER_CONCURRENCY
   value: {{ .Values.worker.concurrency | quote }}
 - name: WORKER_POLLING_INTERVAL_SECONDS
   value: {{ .Values.worker.pollingIntervalSeconds | quote }}
+- name: HEARTBEAT_INTERVAL_SECONDS
+  value: {{ .Values.worker.heartbeatIntervalSeconds | quote }}
 {{- end -}}
 
 {{/* Environment both services read. */}}
@@ -101,6 +104,9 @@ the queue is). */}}
 
 {{/* Cross-field checks: a wrong combination fails the install with the key to fix. */}}
 {{- define "dqw.validate" -}}
+{{- if and .Values.keda.enabled (eq (int .Values.keda.minReplicaCount) 0) (not .Values.database.migration.enabled) -}}
+{{- fail "keda.minReplicaCount 0 needs database.migration.enabled: the migration registers the queue, and without a worker nothing else does, so KEDA would never read a load to wake the fleet" -}}
+{{- end -}}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled -}}
 {{- fail "autoscaling.enabled and keda.enabled are both true: choose one scaler for the workers" -}}
 {{- end -}}
