@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="enqueue,execution,reads", help="families to run, comma-separated"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other families' figures from the results already in --out",
+    )
     args = parser.parse_args(argv)
     families = {name.strip() for name in args.only.split(",") if name.strip()}
     if unknown := families - FAMILIES:
@@ -47,10 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         if "reads" in families:
             print("reads: first page and uncached /metrics under write load", flush=True)
             raw["reads"] = reads.run(dbs, seconds=6 if args.quick else 16)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
     summary: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "reps": args.reps,
         "duration_seconds": round(time.monotonic() - started),
+        # When each family's figures were taken (several runs when merged).
+        "runs": {family: stamp for family in raw},
     }
     if "execution" in raw:
         summary["execution"] = execution.summarize(raw["execution"])
@@ -58,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         summary["enqueue"] = enqueue.summarize(raw["enqueue"])
     if "reads" in raw:
         summary["reads"] = raw["reads"]
+    previous_path = args.out / "benchmarks.json"
+    if args.merge and previous_path.exists():
+        previous = json.loads(previous_path.read_text())
+        for family in sorted(FAMILIES - set(raw)):
+            if family in previous:
+                summary[family] = previous[family]
+                raw[family] = previous["raw"][family]
+                summary["runs"][family] = previous.get("runs", {}).get(family, previous["date"])
     summary.update(headline(summary))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "benchmarks.json").write_text(json.dumps({**summary, "raw": raw}, indent=1) + "\n")

@@ -113,6 +113,14 @@ def write_markdown(summary: dict[str, Any], path: Path) -> str:
         f"The run took {summary['duration_seconds']} s.",
         "",
     ]
+    runs = summary.get("runs", {})
+    if len(set(runs.values())) > 1:
+        lines += [
+            "Figures from more than one run (`--merge`): "
+            + ", ".join(f"{family} {when}" for family, when in sorted(runs.items()))
+            + ". Compare within a table, not across them.",
+            "",
+        ]
     if "execution" in summary:
         execution = summary["execution"]
         lines += [

@@ -28,6 +28,7 @@ from benchmarks.measure import (
     enqueue_options,
     median,
     percentile,
+    register_queue,
     workers,
 )
 from tests.support.polling import wait_for
@@ -87,6 +88,7 @@ def throughput(
     worker_count: int = 1,
 ) -> Throughput:
     url = dbs.fresh()
+    register_queue(url, concurrency, polling_seconds)
     enqueue_many(url, workflows, num_steps=2, step_seconds=0.0)
     polls = Polls(url)
     before = dbs.settled_transactions(url)
@@ -133,6 +135,7 @@ def idle(
 ) -> dict[str, float]:
     """Transactions per second of one worker with an empty queue, after a warm-up."""
     url = dbs.fresh()
+    register_queue(url, 10, polling_seconds)
     with workers(module, url, 1, 10, polling_seconds):
         time.sleep(3)  # past start-up: the first heartbeats, the first polls
         before, started = dbs.transactions(url), time.monotonic()
@@ -152,6 +155,7 @@ def latency(
     average (jittered, so that enqueues do not fall in step with the polls), in ms."""
     url = dbs.fresh()
     rng = random.Random(7)
+    register_queue(url, 10, polling_seconds)
     with workers(module, url, 1, 10, polling_seconds):
         client = DBOSClient(system_database_url=url)
         try:

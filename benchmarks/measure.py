@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
 
-from services.contract import APP_VERSION, QUEUE_NAME, WORKFLOW_NAME
+from services.contract import APP_NAME, APP_VERSION, QUEUE_NAME, WORKFLOW_NAME
 from tests.support.databases import LOCAL_SERVER_URL, PostgresServer, database_name, migrate
 from tests.support.processes import WorkerProcess, start_worker, wait_worker_ready
 
@@ -148,11 +148,25 @@ class Worker:
         assert code in (0, -15), f"worker exited with {code}:\n{self.process.log()}"
 
 
+def register_queue(url: str, concurrency: int, polling_seconds: float) -> None:
+    """Register the queue with the workers' settings, as the chart's migration Job does: the
+    template's migration registered it with the defaults, and a worker whose queue thread found
+    other settings in the database would start at their polling interval."""
+    client = DBOSClient(system_database_url=url, application_name=APP_NAME)
+    try:
+        client.register_queue(
+            QUEUE_NAME, worker_concurrency=concurrency, polling_interval_sec=polling_seconds
+        )
+    finally:
+        client.destroy()
+
+
 @contextmanager
 def workers(
     module: str, url: str, count: int, concurrency: int, polling_seconds: float
 ) -> Iterator[list[Worker]]:
-    """`count` worker processes of `module`, ready; stopped (drained) on exit."""
+    """`count` worker processes of `module`, ready; stopped (drained) on exit. The queue must
+    be registered with the same settings (register_queue)."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     started = [
         Worker(

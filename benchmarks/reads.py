@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOSClient
 
-from benchmarks.measure import OURS, Databases, median, percentile, workers
-from services.contract import QUEUE_NAME
+from benchmarks.measure import OURS, Databases, median, percentile, register_queue, workers
 from tests.support.history import insert_workflows
 from tests.support.polling import wait_for
 from tests.support.processes import Api
@@ -32,9 +30,7 @@ def _prepare(url: str, analyzed: bool, finished: int, queued: int) -> None:
                 conn.execute(sa.text(f"ALTER TABLE dbos.{table} SET (autovacuum_enabled = off)"))
     engine.dispose()
     insert_workflows(url, finished, queued, analyze=analyzed)
-    client = DBOSClient(system_database_url=url)
-    client.register_queue(QUEUE_NAME, worker_concurrency=50)
-    client.destroy()
+    register_queue(url, 50, 0.1)
 
 
 def _time(api: Api, path: str, seconds: float) -> list[float]:

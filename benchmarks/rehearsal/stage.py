@@ -102,6 +102,14 @@ class Stage:
         return self._clock() - self._t0
 
     def open(self) -> None:
+        # As the chart's migration Job does: the queue registered with the workers' settings
+        # (the database's migration used the defaults).
+        self._client.register_queue(
+            contract.QUEUE_NAME,
+            worker_concurrency=self.config.worker_concurrency,
+            polling_interval_sec=float(self.config.worker_env["WORKER_POLLING_INTERVAL_SECONDS"]),
+            application_name=contract.APP_NAME,
+        )
         self.api.wait_ready()
         self._write_targets()
         self.prometheus.wait_ready()
