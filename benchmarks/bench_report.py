@@ -103,6 +103,15 @@ def targets(summary: dict[str, Any]) -> list[tuple[str, bool]]:
     return out
 
 
+def _table(headers: list[str], rows: list[list[object]]) -> list[str]:
+    """A Markdown table: header, separator, one line per row."""
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
+
+
 def write_markdown(summary: dict[str, Any], path: Path) -> str:
     lines = [
         f"# Benchmarks, {summary['date']}",
@@ -130,53 +139,70 @@ def write_markdown(summary: dict[str, Any], path: Path) -> str:
             "DBOS's timestamps (first start to last finish); transactions (commits + rollbacks) "
             "per workflow from pg_stat_database over the worker's whole life.",
             "",
-            "| concurrency | polling s | ours wf/s | bare wf/s | ratio | ours tx/wf | bare tx/wf "
-            "| difference |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for r in execution["throughput"]:
-            o, b = r["ours"], r["bare DBOS"]
-            lines.append(
-                f"| {r['concurrency']} | {r['polling_seconds']} | {o['wf_per_s']:.1f} | "
-                f"{b['wf_per_s']:.1f} | {o['wf_per_s'] / b['wf_per_s']:.2f} | "
-                f"{o['tx_per_wf']:.2f} | {b['tx_per_wf']:.2f} | "
-                f"{o['tx_per_wf'] - b['tx_per_wf']:+.2f} |"
-            )
-        lines += [
-            "",
-            "### Several workers (concurrency 50, polling 0.1 s, 600 workflows)",
-            "",
-            "| workers | wf/s | tx/wf | rollbacks/wf | workflows per worker (min-max) |",
-            "|---|---|---|---|---|",
-        ]
-        for r in execution["workers"]:
-            lines.append(
-                f"| {r['workers']} | {r['wf_per_s']:.1f} | {r['tx_per_wf']:.2f} | "
-                f"{r['rollbacks_per_wf']:.2f} | {r['share_min']}-{r['share_max']} |"
-            )
+        lines += _table(
+            [
+                "concurrency",
+                "polling s",
+                "ours wf/s",
+                "bare wf/s",
+                "ratio",
+                "ours tx/wf",
+                "bare tx/wf",
+                "difference",
+            ],
+            [
+                [
+                    r["concurrency"],
+                    r["polling_seconds"],
+                    f"{o['wf_per_s']:.1f}",
+                    f"{b['wf_per_s']:.1f}",
+                    f"{o['wf_per_s'] / b['wf_per_s']:.2f}",
+                    f"{o['tx_per_wf']:.2f}",
+                    f"{b['tx_per_wf']:.2f}",
+                    f"{o['tx_per_wf'] - b['tx_per_wf']:+.2f}",
+                ]
+                for r in execution["throughput"]
+                for o, b in [(r["ours"], r["bare DBOS"])]
+            ],
+        )
+        lines += ["", "### Several workers (concurrency 50, polling 0.1 s, 600 workflows)", ""]
+        lines += _table(
+            ["workers", "wf/s", "tx/wf", "rollbacks/wf", "workflows per worker (min-max)"],
+            [
+                [
+                    r["workers"],
+                    f"{r['wf_per_s']:.1f}",
+                    f"{r['tx_per_wf']:.2f}",
+                    f"{r['rollbacks_per_wf']:.2f}",
+                    f"{r['share_min']}-{r['share_max']}",
+                ]
+                for r in execution["workers"]
+            ],
+        )
         idle = execution["idle"]
-        lines += [
-            "",
-            "### Idle worker (polling 1 s)",
-            "",
-            "| | transactions/s | connections |",
-            "|---|---|---|",
-            *(
-                f"| {name} | {idle[name]['tx_per_s']:.1f} | {idle[name]['connections']:.0f} |"
+        lines += ["", "### Idle worker (polling 1 s)", ""]
+        lines += _table(
+            ["worker", "transactions/s", "connections"],
+            [
+                [name, f"{idle[name]['tx_per_s']:.1f}", f"{idle[name]['connections']:.0f}"]
                 for name in ("ours", "bare DBOS")
-            ),
-            "",
-            "### Enqueue-to-start at light load (DBOS's `started_at - created_at`)",
-            "",
-            "| polling s | ours p50 ms | ours p99 ms | bare p50 ms | bare p99 ms |",
-            "|---|---|---|---|---|",
-        ]
-        for r in execution["latency"]:
-            o, b = r["ours"], r["bare DBOS"]
-            lines.append(
-                f"| {r['polling_seconds']} | {o['p50_ms']:.0f} | {o['p99_ms']:.0f} | "
-                f"{b['p50_ms']:.0f} | {b['p99_ms']:.0f} |"
-            )
+            ],
+        )
+        lines += ["", "### Enqueue-to-start at light load (DBOS's `started_at - created_at`)", ""]
+        lines += _table(
+            ["polling s", "ours p50 ms", "ours p99 ms", "bare p50 ms", "bare p99 ms"],
+            [
+                [
+                    r["polling_seconds"],
+                    f"{r['ours']['p50_ms']:.0f}",
+                    f"{r['ours']['p99_ms']:.0f}",
+                    f"{r['bare DBOS']['p50_ms']:.0f}",
+                    f"{r['bare DBOS']['p99_ms']:.0f}",
+                ]
+                for r in execution["latency"]
+            ],
+        )
         lines.append("")
     if "enqueue" in summary:
         enqueue = summary["enqueue"]

@@ -52,6 +52,22 @@ def _read_in_threads(
     return threads, results
 
 
+def _read_during_a_held_read(
+    database: Database, reads: RowReads, ids: list[str]
+) -> tuple[dict[str, object], dict[str, object]]:
+    """Hold a first read of "wf-0", ask for `ids` meanwhile, then let every read finish;
+    returns (the first read's result, the others')."""
+    first, first_result = _read_in_threads(reads, ["wf-0"])
+    assert database.entered.wait(10)
+    others, results = _read_in_threads(reads, ids)
+    # Every later id waits for the read after the one in flight (it may have missed it).
+    wait_for(lambda: reads.waiting == len(ids), timeout=10, what="every execution waiting")
+    database.release.set()
+    for thread in first + others:
+        thread.join(10)
+    return first_result, results
+
+
 def test_a_lone_execution_reads_its_row_in_one_query() -> None:
     database = Database()
     reads = RowReads(database.read_many)
@@ -63,15 +79,8 @@ def test_a_lone_execution_reads_its_row_in_one_query() -> None:
 def test_executions_that_ask_during_a_read_share_the_next_one() -> None:
     database = Database(hold_first=True)
     reads = RowReads(database.read_many)
-    first, first_result = _read_in_threads(reads, ["wf-0"])
-    assert database.entered.wait(10)
     ids = [f"wf-{i}" for i in range(1, 21)]
-    others, results = _read_in_threads(reads, ids)
-    # Every later id waits for the read after the one in flight (it may have missed it).
-    wait_for(lambda: reads.waiting == len(ids), timeout=10, what="every execution waiting")
-    database.release.set()
-    for thread in first + others:
-        thread.join(10)
+    first_result, results = _read_during_a_held_read(database, reads, ids)
     assert first_result == {"wf-0": _row("wf-0")}
     assert results == {i: _row(i) for i in ids}
     assert database.batches[0] == ["wf-0"]
@@ -94,14 +103,8 @@ def test_a_failed_read_fails_its_batch_and_the_next_read_works() -> None:
 def test_a_batch_is_bounded_and_holds_the_reader_s_own_id() -> None:
     database = Database(hold_first=True)
     reads = RowReads(database.read_many, max_batch=4)
-    first, _ = _read_in_threads(reads, ["wf-0"])
-    assert database.entered.wait(10)
     ids = [f"wf-{i}" for i in range(1, 11)]
-    others, results = _read_in_threads(reads, ids)
-    wait_for(lambda: reads.waiting == len(ids), timeout=10, what="every execution waiting")
-    database.release.set()
-    for thread in first + others:
-        thread.join(10)
+    _, results = _read_during_a_held_read(database, reads, ids)
     assert results == {i: _row(i) for i in ids}
     assert all(len(batch) <= 4 for batch in database.batches)
     assert sorted(i for batch in database.batches[1:] for i in batch) == sorted(ids)
