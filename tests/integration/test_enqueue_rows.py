@@ -1,0 +1,148 @@
+"""The bulk enqueue writes exactly the rows DBOSClient.enqueue writes, many per statement."""
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
+
+from services import contract
+from services.api import enqueue_rows, tables
+from tests.conftest import BACKENDS, NewDatabase
+
+# The columns that differ between any two enqueues by construction.
+PER_ROW = {"workflow_uuid", "creator_xid", "created_at", "updated_at"}
+VARIANTS: list[dict[str, Any]] = [
+    {},
+    {"priority": 7, "deduplication_id": "dedup-1", "workflow_timeout": 30.0},
+    {"delay_seconds": 3600.0, "attributes": {"team": "billing", "n": 1}},
+    {"authenticated_user": "alice", "authenticated_roles": ["operate"], "app_version": None},
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, new_migrated_database: NewDatabase) -> Iterator[Any]:
+    url = sa.make_url(new_migrated_database(request.param))
+    if url.get_backend_name() == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    engine = tables.with_schemas(sa.create_engine(url))
+    client = DBOSClient(system_database_engine=engine, dbos_system_schema=tables.DBOS_SCHEMA)
+    yield engine, client
+    client.destroy()
+    engine.dispose()
+
+
+def _options(workflow_id: str, **extra: Any) -> EnqueueOptions:
+    options: dict[str, Any] = {
+        "queue_name": contract.QUEUE_NAME,
+        "workflow_name": contract.WORKFLOW_NAME,
+        "app_version": contract.APP_VERSION,
+        "serialization_type": WorkflowSerializationFormat.PORTABLE,
+        "workflow_id": workflow_id,
+        **extra,
+    }
+    return options  # type: ignore[return-value]
+
+
+def _row(engine: sa.Engine, table: str, workflow_id: str) -> dict[str, Any]:
+    schema = "dbos." if engine.dialect.name == "postgresql" else ""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(f"SELECT * FROM {schema}{table} WHERE workflow_uuid = :id"), {"id": workflow_id}
+        ).mappings()
+        (found,) = row.all()
+    return dict(found)
+
+
+def _count(engine: sa.Engine, table: str) -> int:
+    schema = "dbos." if engine.dialect.name == "postgresql" else ""
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT count(*) FROM {schema}{table}")).scalar_one())
+
+
+@pytest.mark.parametrize("extra", VARIANTS, ids=["defaults", "options", "delayed", "identity"])
+def test_rows_are_the_ones_dbos_client_writes(engine: Any, extra: dict[str, Any]) -> None:
+    engine, client = engine
+    by_dbos, by_bulk = f"dbos-{uuid.uuid4()}", f"bulk-{uuid.uuid4()}"
+    dedup = extra.get("deduplication_id")
+    client.enqueue(_options(by_dbos, **extra), 3, 0.5)
+    if dedup is not None:  # the same deduplication id would collide on the queue
+        extra = {**extra, "deduplication_id": f"{dedup}-bulk"}
+    with engine.begin() as conn:
+        written = enqueue_rows.write(conn, client, [(_options(by_bulk, **extra), [3, 0.5])])
+    assert written == [enqueue_rows.Written(by_bulk, created=True)]
+
+    expected, actual = (
+        _row(engine, "workflow_status", by_dbos),
+        _row(engine, "workflow_status", by_bulk),
+    )
+    if dedup is not None:
+        assert (expected["deduplication_id"], actual["deduplication_id"]) == (
+            dedup,
+            f"{dedup}-bulk",
+        )
+        expected.pop("deduplication_id"), actual.pop("deduplication_id")
+    if "delay_seconds" in extra:  # computed from the clock at each enqueue
+        assert (
+            abs(expected.pop("delay_until_epoch_ms") - actual.pop("delay_until_epoch_ms")) < 60_000
+        )
+    assert {k: v for k, v in actual.items() if k not in PER_ROW} == {
+        k: v for k, v in expected.items() if k not in PER_ROW
+    }
+    assert actual["creator_xid"] and actual["creator_xid"] != expected["creator_xid"]
+    dbos_inputs = _row(engine, "workflow_input", by_dbos)["inputs"]
+    assert _row(engine, "workflow_input", by_bulk)["inputs"] == dbos_inputs
+    # And DBOS reads the bulk-written workflow back as its own.
+    status = client.retrieve_workflow(by_bulk).get_status()
+    assert (status.name, status.queue_name, status.input) == (
+        contract.WORKFLOW_NAME,
+        contract.QUEUE_NAME,
+        client.retrieve_workflow(by_dbos).get_status().input,
+    )
+
+
+def test_an_existing_id_comes_back_unchanged_with_its_inputs(engine: Any) -> None:
+    engine, client = engine
+    existing, new = f"old-{uuid.uuid4()}", f"new-{uuid.uuid4()}"
+    client.enqueue(_options(existing), 1, 0.0)
+    before = _row(engine, "workflow_status", existing)
+    with engine.begin() as conn:
+        written = enqueue_rows.write(
+            conn, client, [(_options(new), [2, 0.0]), (_options(existing), [9, 9.0])]
+        )
+    assert written == [
+        enqueue_rows.Written(new, created=True),
+        enqueue_rows.Written(existing, created=False),
+    ]
+    assert _row(engine, "workflow_status", existing) == before
+    assert '"positionalArgs":[1,0.0]' in _row(engine, "workflow_input", existing)["inputs"].replace(
+        " ", ""
+    )
+
+
+def test_a_thousand_in_one_transaction_all_or_nothing(engine: Any) -> None:
+    engine, client = engine
+    batch = [(_options(f"batch-{uuid.uuid4()}"), [1, 0.0]) for _ in range(1000)]
+    with pytest.raises(RuntimeError, match="rolled back"), engine.begin() as conn:
+        assert len(enqueue_rows.write(conn, client, batch)) == 1000
+        raise RuntimeError("rolled back")
+    assert (_count(engine, "workflow_status"), _count(engine, "workflow_input")) == (0, 0)
+    with engine.begin() as conn:
+        written = enqueue_rows.write(conn, client, batch)
+    assert [w.workflow_id for w in written] == [options["workflow_id"] for options, _ in batch]
+    assert all(w.created for w in written)
+    assert (_count(engine, "workflow_status"), _count(engine, "workflow_input")) == (1000, 1000)
+
+
+def test_a_taken_deduplication_id_fails_the_whole_batch(engine: Any) -> None:
+    engine, client = engine
+    client.enqueue(_options(f"first-{uuid.uuid4()}", deduplication_id="once"), 1, 0.0)
+    batch = [
+        (_options(f"fine-{uuid.uuid4()}"), [1, 0.0]),
+        (_options(f"dup-{uuid.uuid4()}", deduplication_id="once"), [1, 0.0]),
+    ]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        enqueue_rows.write(conn, client, batch)
+    assert (_count(engine, "workflow_status"), _count(engine, "workflow_input")) == (1, 1)
