@@ -3,6 +3,8 @@
 from functools import cache
 from typing import Any
 
+from pydantic import BaseModel
+
 from services.api import schemas
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -45,6 +47,13 @@ _RESUME_CONFLICT = {
 _BAD_ID = _problem("The workflow id breaks the rule for workflow ids")
 _CROSS_SITE = _problem("Sent by a browser from a page of another site (Sec-Fetch-Site: cross-site)")
 _NOT_JSON = _problem("A Content-Type other than application/json, even with an empty body")
+
+
+def _model_schemas(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema and those of the models it holds, as components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    held: dict[str, Any] = schema.pop("$defs", {})
+    return {model.__name__: schema, **held}
 
 
 def _workflow_action(
@@ -189,6 +198,60 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/workflows:batch": {
+                "post": {
+                    "summary": f"Enqueue up to {schemas.MAX_BATCH_SIZE} workflows, all or none",
+                    "operationId": "enqueueWorkflows",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/BatchRequest"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "202": _json(
+                            {
+                                "type": "object",
+                                "required": ["workflows"],
+                                "properties": {
+                                    "workflows": {
+                                        "type": "array",
+                                        "description": "One per item, in the items' order",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["workflow_id", "url", "replayed"],
+                                            "properties": {
+                                                "workflow_id": {"type": "string"},
+                                                "url": {"type": "string"},
+                                                "replayed": {
+                                                    "type": "boolean",
+                                                    "description": "Enqueued before, by an "
+                                                    "earlier request with the item's key",
+                                                },
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                            "All enqueued in one transaction",
+                        ),
+                        "400": _problem("Body is not JSON"),
+                        "403": _CROSS_SITE,
+                        "409": _problem(
+                            "An item's idempotency_key was used for another request; "
+                            "nothing was enqueued"
+                        ),
+                        "413": _problem("Body too large"),
+                        "415": _NOT_JSON,
+                        "422": _problem(
+                            "Not a valid batch (the errors name each field); nothing was enqueued"
+                        ),
+                        "503": _UNAVAILABLE,
+                    },
+                }
+            },
             "/workflows/{workflow_id}": {
                 "get": {
                     "summary": "One workflow with its progress",
@@ -279,6 +342,7 @@ def openapi_document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 "EnqueueRequest": schemas.EnqueueRequest.model_json_schema(),
+                **_model_schemas(schemas.BatchRequest),
                 "Workflow": workflow_schema,
                 "Problem": problem_schema,
             }

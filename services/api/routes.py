@@ -3,10 +3,11 @@
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,10 +23,11 @@ from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
 from services.api.store import PageKey, Store
-from services.api.workflows import WorkflowConflict, WorkflowNotFound, Workflows
+from services.api.workflows import BatchConflict, WorkflowConflict, WorkflowNotFound, Workflows
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Request], Awaitable[Response]]
 
 JSON_MEDIA_TYPE: Final = "application/json"
@@ -99,36 +101,27 @@ def _guard_state_change(request: Request) -> None:
         raise _unsupported_media_type()
 
 
-async def _read_json_body(request: Request) -> bytes:
+async def _read_json_body(request: Request, limit: int = schemas.MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and int(declared) > schemas.MAX_BODY_BYTES
-    ):
-        raise _too_large()
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > schemas.MAX_BODY_BYTES:
-            raise _too_large()
+        if len(body) > limit:
+            raise _too_large(limit)
     if body.strip() and _media_type(request) != JSON_MEDIA_TYPE:
         raise _unsupported_media_type()
     return bytes(body)
 
 
-def _too_large() -> Problem:
-    return Problem(
-        413, "Content Too Large", f"request body is larger than {schemas.MAX_BODY_BYTES} bytes"
-    )
+def _too_large(limit: int) -> Problem:
+    return Problem(413, "Content Too Large", f"request body is larger than {limit} bytes")
 
 
-def _parse_enqueue_request(body: bytes) -> schemas.EnqueueRequest:
-    if not body.strip():
-        return schemas.EnqueueRequest()
+def _parse_json(body: bytes, model: type[M]) -> M:
     try:
-        return schemas.EnqueueRequest.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
         syntax = [e["msg"] for e in exc.errors() if e["type"] == "json_invalid"]
         if syntax:
@@ -139,8 +132,12 @@ def _parse_enqueue_request(body: bytes) -> schemas.EnqueueRequest:
             {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
             for err in exc.errors(include_input=False, include_url=False)
         ]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise Problem(422, "Unprocessable Content", detail, errors=errors) from None
+        raise _unprocessable(errors) from None
+
+
+def _unprocessable(errors: list[dict[str, str]]) -> Problem:
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Problem(422, "Unprocessable Content", detail, errors=errors)
 
 
 def _workflows(request: Request) -> Workflows:
@@ -150,22 +147,66 @@ def _workflows(request: Request) -> Workflows:
 
 async def enqueue_workflow(request: Request) -> Response:
     body = await _read_json_body(request)
-    enqueue_request = _parse_enqueue_request(body)
+    enqueue_request = (
+        _parse_json(body, schemas.EnqueueRequest) if body.strip() else schemas.EnqueueRequest()
+    )
     key = request.headers.get("idempotency-key")
     try:
-        workflow_id = None if key is None else schemas.idempotency_workflow_id(key)
+        keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise _bad_request(exc) from None
     workflow_id, replayed = await _db(
-        request, _workflows(request).enqueue, enqueue_request, workflow_id
+        request, _workflows(request).enqueue, enqueue_request, keyed_id
     )
-    location = request.url_for("get_workflow", workflow_id=workflow_id).path
+    location = _workflow_path(request, workflow_id)
     headers = {"Location": location}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return JSONResponse(
         {"workflow_id": workflow_id, "url": location}, status_code=202, headers=headers
     )
+
+
+async def enqueue_batch(request: Request) -> Response:
+    batch = _parse_json(
+        await _read_json_body(request, schemas.MAX_BATCH_BODY_BYTES), schemas.BatchRequest
+    )
+    if (repeated := batch.repeated_key()) is not None:
+        first, again = repeated
+        field = f"workflows.{again}.idempotency_key"
+        raise _unprocessable([{"field": field, "message": f"repeats workflows.{first}'s key"}])
+    items = [
+        (item, None if key is None else schemas.idempotency_workflow_id(key))
+        for item in batch.workflows
+        for key in [item.idempotency_key]
+    ]
+    try:
+        enqueued = await _db(request, _workflows(request).enqueue_batch, items)
+    except BatchConflict as exc:
+        raise Problem(
+            409,
+            "Conflict",
+            f"workflows.{exc.index}.idempotency_key was already used for a different request; "
+            "nothing was enqueued",
+        ) from None
+    return JSONResponse(
+        {
+            "workflows": [
+                {
+                    "workflow_id": workflow_id,
+                    "url": _workflow_path(request, workflow_id),
+                    "replayed": replayed,
+                }
+                for workflow_id, replayed in enqueued
+            ]
+        },
+        status_code=202,
+    )
+
+
+def _workflow_path(request: Request, workflow_id: str) -> str:
+    """Where a workflow is read (the URL path of get_workflow, under the app's root path)."""
+    return f"{request.scope.get('root_path', '')}/workflows/{quote(workflow_id, safe='')}"
 
 
 async def list_workflows(request: Request) -> Response:
@@ -269,6 +310,7 @@ routes = [
     _route("/", {"GET": progress_page.index}),
     _route("/static/{name}", {"GET": progress_page.static_file}),
     _route("/workflows", {"GET": list_workflows, "POST": enqueue_workflow}, name="workflows"),
+    _route("/workflows:batch", {"POST": enqueue_batch}),
     _route("/workflows/{workflow_id}", {"GET": get_workflow}),
     _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}),
     _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}),

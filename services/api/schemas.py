@@ -15,6 +15,8 @@ from services.api.fleet import FleetSnapshot
 from services.api.store import PageKey, WorkflowRecord
 
 MAX_BODY_BYTES: Final = 16 * 1024
+MAX_BATCH_SIZE: Final = 1000
+MAX_BATCH_BODY_BYTES: Final = 1024 * 1024
 DEFAULT_PAGE_LIMIT: Final = 50
 MAX_PAGE_LIMIT: Final = 500
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
@@ -76,6 +78,37 @@ class EnqueueRequest(BaseModel):
     def workflow_args(self) -> list[Any]:
         """Positional arguments of the worker's workflow, as stored (portable JSON)."""
         return [self.num_steps, self.step_seconds]
+
+
+class BatchItem(EnqueueRequest):
+    """One workflow of POST /workflows:batch: an enqueue request and its own idempotency key."""
+
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern="^[!-~]+$",
+        description="As the Idempotency-Key header of POST /workflows, for this item alone.",
+    )
+
+
+class BatchRequest(BaseModel):
+    """Body of POST /workflows:batch."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    workflows: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+    def repeated_key(self) -> tuple[int, int] | None:
+        """The first item whose idempotency key an earlier item has, with that earlier item."""
+        seen: dict[str, int] = {}
+        for index, item in enumerate(self.workflows):
+            if item.idempotency_key is None:
+                continue
+            if item.idempotency_key in seen:
+                return seen[item.idempotency_key], index
+            seen[item.idempotency_key] = index
+        return None
 
 
 def idempotency_workflow_id(key: str) -> str:

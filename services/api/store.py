@@ -1,7 +1,8 @@
 """The API's reads of workflows on the documented DBOS system tables, one round trip each."""
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -167,10 +168,18 @@ class Store:
         return sa.or_(listed, unconfirmed)
 
     def get(self, workflow_id: str) -> WorkflowRecord | None:
-        query = _records_query().where(workflow_status.c.workflow_uuid == workflow_id)
         with self._engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else _record(row)
+            return records(conn, [workflow_id]).get(workflow_id)
+
+    def begin(self) -> AbstractContextManager[sa.Connection]:
+        """A transaction of the caller's (a batch's writes and the reads that decide them)."""
+        return self._engine.begin()
+
+
+def records(conn: sa.Connection, workflow_ids: Sequence[str]) -> dict[str, WorkflowRecord]:
+    """The workflows of these ids that exist, by id, read in the caller's transaction."""
+    query = _records_query().where(workflow_status.c.workflow_uuid.in_(workflow_ids))
+    return {row.workflow_uuid: _record(row) for row in conn.execute(query)}
 
 
 # The filters whose pages an index gives newest first: all rows and SUCCESS (DBOS's created_at

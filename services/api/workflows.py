@@ -4,8 +4,9 @@ from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowSerializati
 from dbos import error as dbos_error
 
 from services import contract
+from services.api import enqueue_rows
 from services.api.schemas import EnqueueRequest, same_request
-from services.api.store import PageKey, Store, WorkflowRecord
+from services.api.store import PageKey, Store, WorkflowRecord, records
 
 RESUMABLE = {"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 # A cancelled execution is reported gone at its worker's next heartbeat after its step ends.
@@ -14,6 +15,14 @@ RESUME_RETRY_AFTER_SECONDS = 1
 
 class WorkflowNotFound(LookupError):
     pass
+
+
+class BatchConflict(Exception):
+    """An item of a batch reuses an idempotency key of another request; nothing was enqueued."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
 
 
 class WorkflowConflict(Exception):
@@ -34,8 +43,7 @@ class Workflows:
         self._application_version = application_version
         self._grace_ms = grace_ms
 
-    def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
-        """Enqueue one workflow; returns its id and whether an earlier request already made it."""
+    def _options(self, request: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
         options: EnqueueOptions = {
             "queue_name": contract.QUEUE_NAME,
             "workflow_name": contract.WORKFLOW_NAME,
@@ -48,6 +56,11 @@ class Workflows:
         if workflow_id is not None:
             options["workflow_id"] = workflow_id
             options["workflow_id_reuse_policy"] = "reject"
+        return options
+
+    def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
+        """Enqueue one workflow; returns its id and whether an earlier request already made it."""
+        options = self._options(request, workflow_id)
         try:
             handle: WorkflowHandle[contract.Progress] = self._client.enqueue(
                 options, *request.workflow_args()
@@ -61,6 +74,34 @@ class Workflows:
                 ) from None
             return workflow_id, True
         return handle.workflow_id, False
+
+    def enqueue_batch(
+        self, batch: list[tuple[EnqueueRequest, str | None]]
+    ) -> list[tuple[str, bool]]:
+        """Enqueue all of the batch in one transaction, or none of it.
+
+        Returns each workflow's id and whether an earlier request with its idempotency key
+        already made it; BatchConflict (and nothing enqueued) when a key was used for
+        another request. The ids with a key must be distinct.
+        """
+        with self._store.begin() as conn:
+            written = enqueue_rows.write(
+                conn,
+                self._client,
+                [
+                    (self._options(request, workflow_id), request.workflow_args())
+                    for request, workflow_id in batch
+                ],
+            )
+            existing = [w.workflow_id for w in written if not w.created]
+            found = records(conn, existing) if existing else {}
+            for index, ((request, _), w) in enumerate(zip(batch, written, strict=True)):
+                # A row that vanished since (retention) cannot be compared: not the same.
+                if not w.created and (
+                    w.workflow_id not in found or not same_request(found[w.workflow_id], request)
+                ):
+                    raise BatchConflict(index)
+        return [(w.workflow_id, not w.created) for w in written]
 
     def get(self, workflow_id: str) -> WorkflowRecord:
         record = self._store.get(workflow_id)
