@@ -7,13 +7,12 @@ from urllib.parse import quote
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.api import progress_page, schemas
+from services.api import progress_page, request_body, schemas
 from services.api.database import is_unavailable
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
@@ -27,10 +26,8 @@ from services.api.workflows import BatchConflict, WorkflowConflict, WorkflowNotF
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[Request], Awaitable[Response]]
 
-JSON_MEDIA_TYPE: Final = "application/json"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 
 
@@ -68,87 +65,17 @@ def _bad_request(exc: InvalidInput) -> Problem:
     return Problem(400, "Bad Request", str(exc))
 
 
-def _media_type(request: Request) -> str | None:
-    content_type = request.headers.get("content-type")
-    return None if content_type is None else content_type.split(";")[0].strip().lower()
-
-
-def _unsupported_media_type() -> Problem:
-    return Problem(
-        415,
-        "Unsupported Media Type",
-        f"send the request body as {JSON_MEDIA_TYPE} with Content-Type: {JSON_MEDIA_TYPE} "
-        "(an empty body may have no Content-Type)",
-    )
-
-
-def _guard_state_change(request: Request) -> None:
-    """What every request that may change state must pass, before anything else runs.
-
-    A browser page of another site can send a POST without asking (an HTML form, or fetch()
-    without a body): browsers mark it `Sec-Fetch-Site: cross-site`, which API clients never
-    send, and a form can only declare a form or text/plain Content-Type, never JSON.
-    """
-    if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
-        raise Problem(
-            403,
-            "Forbidden",
-            "cross-site requests may not change anything: this one came from a page of "
-            "another site (Sec-Fetch-Site: cross-site)",
-        )
-    media_type = _media_type(request)
-    if media_type is not None and media_type != JSON_MEDIA_TYPE:
-        raise _unsupported_media_type()
-
-
-async def _read_json_body(request: Request, limit: int = schemas.MAX_BODY_BYTES) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise _too_large(limit)
-    if body.strip() and _media_type(request) != JSON_MEDIA_TYPE:
-        raise _unsupported_media_type()
-    return bytes(body)
-
-
-def _too_large(limit: int) -> Problem:
-    return Problem(413, "Content Too Large", f"request body is larger than {limit} bytes")
-
-
-def _parse_json(body: bytes, model: type[M]) -> M:
-    try:
-        return model.model_validate_json(body)
-    except ValidationError as exc:
-        syntax = [e["msg"] for e in exc.errors() if e["type"] == "json_invalid"]
-        if syntax:
-            raise Problem(
-                400, "Bad Request", f"request body is not valid JSON: {syntax[0]}"
-            ) from None
-        errors = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
-        raise _unprocessable(errors) from None
-
-
-def _unprocessable(errors: list[dict[str, str]]) -> Problem:
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return Problem(422, "Unprocessable Content", detail, errors=errors)
-
-
 def _workflows(request: Request) -> Workflows:
     workflows: Workflows = request.state.workflows
     return workflows
 
 
 async def enqueue_workflow(request: Request) -> Response:
-    body = await _read_json_body(request)
+    body = await request_body.read_json_body(request)
     enqueue_request = (
-        _parse_json(body, schemas.EnqueueRequest) if body.strip() else schemas.EnqueueRequest()
+        request_body.parse_json(body, schemas.EnqueueRequest)
+        if body.strip()
+        else schemas.EnqueueRequest()
     )
     key = request.headers.get("idempotency-key")
     try:
@@ -168,13 +95,16 @@ async def enqueue_workflow(request: Request) -> Response:
 
 
 async def enqueue_batch(request: Request) -> Response:
-    batch = _parse_json(
-        await _read_json_body(request, schemas.MAX_BATCH_BODY_BYTES), schemas.BatchRequest
+    batch = request_body.parse_json(
+        await request_body.read_json_body(request, schemas.MAX_BATCH_BODY_BYTES),
+        schemas.BatchRequest,
     )
     if (repeated := batch.repeated_key()) is not None:
         first, again = repeated
         field = f"workflows.{again}.idempotency_key"
-        raise _unprocessable([{"field": field, "message": f"repeats workflows.{first}'s key"}])
+        raise request_body.unprocessable(
+            [{"field": field, "message": f"repeats workflows.{first}'s key"}]
+        )
     items = [
         (item, None if key is None else schemas.idempotency_workflow_id(key))
         for item in batch.workflows
@@ -292,7 +222,7 @@ def _route(path: str, handlers: Mapping[str, Handler], name: str | None = None) 
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         if method not in SAFE_METHODS:
-            _guard_state_change(request)
+            request_body.guard_state_change(request)
         if "workflow_id" in request.path_params:
             try:
                 schemas.parse_workflow_id(request.path_params["workflow_id"])

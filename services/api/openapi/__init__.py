@@ -1,0 +1,122 @@
+"""The OpenAPI 3.1 document of the HTTP API."""
+
+from functools import cache
+from typing import Any
+
+from services.api import schemas
+from services.api.openapi.parts import UNAVAILABLE, json_response, model_schemas, problem_response
+from services.api.openapi.workflows import workflow_paths
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    nullable_int = {"type": ["integer", "null"]}
+    workflow_schema = {
+        "type": "object",
+        "required": ["workflow_id", "status", "created_at", "steps_completed", "num_steps"],
+        "properties": {
+            "workflow_id": {"type": "string"},
+            "status": {"type": "string", "enum": list(schemas.STATUSES)},
+            "queue": {"type": ["string", "null"]},
+            "priority": {"type": "integer"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "steps_completed": {"type": "integer"},
+            "num_steps": nullable_int,
+            "executor_id": {"type": ["string", "null"]},
+            "application_version": {"type": ["string", "null"]},
+        },
+    }
+    problem_schema = {
+        "type": "object",
+        "required": ["title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    status_doc = json_response({"type": "object"}, "Status")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "dbos-queue-worker API", "version": "1"},
+        "paths": {
+            **workflow_paths(),
+            "/": {
+                "get": {
+                    "summary": "A page listing workflows with progress bars, and an Enqueue button",
+                    "operationId": "progressPage",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
+            "/static/{name}": {
+                "get": {
+                    "summary": "The page's script and style sheet",
+                    "operationId": "staticFile",
+                    "parameters": [
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The file"},
+                        "404": problem_response("No such file"),
+                    },
+                }
+            },
+            "/executors": {
+                "get": {
+                    "summary": "Workers, their liveness, and work no live worker will run",
+                    "operationId": "listExecutors",
+                    "responses": {"200": status_doc, "503": UNAVAILABLE},
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Process is alive",
+                    "operationId": "healthz",
+                    "responses": {"200": status_doc},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Database reachable",
+                    "operationId": "readyz",
+                    "responses": {"200": status_doc, "503": status_doc},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {"200": status_doc},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "EnqueueRequest": schemas.EnqueueRequest.model_json_schema(),
+                **model_schemas(schemas.BatchRequest),
+                "Workflow": workflow_schema,
+                "Problem": problem_schema,
+            }
+        },
+    }

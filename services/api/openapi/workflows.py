@@ -1,0 +1,181 @@
+"""The OpenAPI document's paths of workflows: enqueue (one or a batch), list, read, act."""
+
+from typing import Any
+
+from services.api import schemas
+from services.api.openapi.parts import (
+    BAD_ID,
+    CROSS_SITE,
+    ID_PARAM,
+    NOT_FOUND,
+    NOT_JSON,
+    RESUME_CONFLICT,
+    UNAVAILABLE,
+    WORKFLOW,
+    json_response,
+    problem_response,
+    workflow_action,
+)
+
+
+def workflow_paths() -> dict[str, Any]:
+    return {
+        "/workflows": {
+            "post": {
+                "summary": "Enqueue a workflow",
+                "operationId": "enqueueWorkflow",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "Retrying with the same key returns the same workflow.",
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": schemas.MAX_IDEMPOTENCY_KEY_LENGTH,
+                            "pattern": "^[!-~]+$",
+                        },
+                    }
+                ],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/EnqueueRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "202": json_response(
+                        {
+                            "type": "object",
+                            "required": ["workflow_id", "url"],
+                            "properties": {
+                                "workflow_id": {"type": "string"},
+                                "url": {"type": "string"},
+                            },
+                        },
+                        "Enqueued (or, for a repeated Idempotency-Key, enqueued before)",
+                    ),
+                    "400": problem_response("Malformed Idempotency-Key"),
+                    "403": CROSS_SITE,
+                    "409": problem_response("Idempotency-Key already used for another request"),
+                    "413": problem_response("Body too large"),
+                    "415": NOT_JSON,
+                    "422": problem_response("Body is not a valid enqueue request"),
+                    "503": UNAVAILABLE,
+                },
+            },
+            "get": {
+                "summary": "List workflows, newest first",
+                "operationId": "listWorkflows",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": schemas.MAX_PAGE_LIMIT,
+                            "default": schemas.DEFAULT_PAGE_LIMIT,
+                        },
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"type": "string", "enum": list(schemas.STATUSES)},
+                    },
+                ],
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "required": ["workflows", "next_cursor"],
+                            "properties": {
+                                "workflows": {"type": "array", "items": WORKFLOW},
+                                "next_cursor": {"type": ["string", "null"]},
+                            },
+                        },
+                        "One page; pass next_cursor back as cursor for the next one",
+                    ),
+                    "400": problem_response("Bad limit, status or cursor, or one given twice"),
+                    "503": UNAVAILABLE,
+                },
+            },
+        },
+        "/workflows:batch": {
+            "post": {
+                "summary": f"Enqueue up to {schemas.MAX_BATCH_SIZE} workflows, all or none",
+                "operationId": "enqueueWorkflows",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/BatchRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "202": json_response(
+                        {
+                            "type": "object",
+                            "required": ["workflows"],
+                            "properties": {
+                                "workflows": {
+                                    "type": "array",
+                                    "description": "One per item, in the items' order",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["workflow_id", "url", "replayed"],
+                                        "properties": {
+                                            "workflow_id": {"type": "string"},
+                                            "url": {"type": "string"},
+                                            "replayed": {
+                                                "type": "boolean",
+                                                "description": "Enqueued before, by an "
+                                                "earlier request with the item's key",
+                                            },
+                                        },
+                                    },
+                                }
+                            },
+                        },
+                        "All enqueued in one transaction",
+                    ),
+                    "400": problem_response("Body is not JSON"),
+                    "403": CROSS_SITE,
+                    "409": problem_response(
+                        "An item's idempotency_key was used for another request; "
+                        "nothing was enqueued"
+                    ),
+                    "413": problem_response("Body too large"),
+                    "415": NOT_JSON,
+                    "422": problem_response(
+                        "Not a valid batch (the errors name each field); nothing was enqueued"
+                    ),
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/workflows/{workflow_id}": {
+            "get": {
+                "summary": "One workflow with its progress",
+                "operationId": "getWorkflow",
+                "parameters": [ID_PARAM],
+                "responses": {
+                    "200": json_response(WORKFLOW, "The workflow"),
+                    "400": BAD_ID,
+                    "404": NOT_FOUND,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/workflows/{workflow_id}/cancel": workflow_action("Cancel a workflow", "cancelWorkflow"),
+        "/workflows/{workflow_id}/resume": workflow_action(
+            "Resume a cancelled workflow on its queue",
+            "resumeWorkflow",
+            RESUME_CONFLICT,
+        ),
+    }
