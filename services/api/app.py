@@ -60,16 +60,16 @@ def create_app(settings: ApiSettings) -> Starlette:
                 fleet, grace_ms, settings.metrics_cache_seconds, metrics.collection_errors
             )
         )
+        threads = DatabaseThreads(settings.db_pool_size, settings.db_pool_timeout_seconds)
+        workflows = Workflows(client, store, threads, settings.application_version, grace_ms)
         logger.info("api.started database=%s", engine.dialect.name)
         try:
             yield {
                 "settings": settings,
-                "db_threads": DatabaseThreads(
-                    settings.db_pool_size, settings.db_pool_timeout_seconds
-                ),
+                "db_threads": threads,
                 "store": store,
                 "fleet": fleet,
-                "workflows": Workflows(client, store, settings.application_version, grace_ms),
+                "workflows": workflows,
                 "metrics": metrics,
             }
         finally:

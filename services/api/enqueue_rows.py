@@ -63,8 +63,9 @@ def write(
 ) -> list[Written]:
     """Insert the batch's workflows in the caller's transaction, in order.
 
-    Ids must be distinct within the batch. A deduplication id already taken on its queue fails
-    the whole statement (IntegrityError), as it fails DBOS's own enqueue.
+    An id given twice is created by its first item; the second finds it existing. A
+    deduplication id already taken on its queue fails the whole statement (IntegrityError), as
+    it fails DBOS's own enqueue.
     """
     rows: list[dict[str, Any]] = []
     inputs: list[str | None] = []
@@ -83,7 +84,13 @@ def write(
         created = _write_postgresql(conn, rows, inputs)
     else:
         created = _write_each(conn, rows, inputs)
-    return [Written(row["workflow_uuid"], row["workflow_uuid"] in created) for row in rows]
+    # An id given twice is created once, by its first item.
+    result: list[Written] = []
+    for row in rows:
+        workflow_id = str(row["workflow_uuid"])
+        result.append(Written(workflow_id, workflow_id in created))
+        created.discard(workflow_id)
+    return result
 
 
 _RECORD: Final = ", ".join(f"{c} {t}" for c, t in STATUS_COLUMNS.items())
@@ -106,13 +113,15 @@ def _write_postgresql(
     # One JSON document per statement: the server unpacks it (one parameter to send, where
     # an array per column cost more client CPU than the inserts took on the server).
     created = set(conn.execute(_INSERT_STATUS, {"rows": json.dumps(rows)}).scalars())
-    fresh = [
-        {"workflow_uuid": row["workflow_uuid"], "inputs": row_inputs}
-        for row, row_inputs in zip(rows, inputs, strict=True)
-        if row["workflow_uuid"] in created
-    ]
+    fresh: dict[str, dict[str, Any]] = {}
+    for row, row_inputs in zip(rows, inputs, strict=True):
+        if row["workflow_uuid"] in created and row["workflow_uuid"] not in fresh:
+            fresh[row["workflow_uuid"]] = {
+                "workflow_uuid": row["workflow_uuid"],
+                "inputs": row_inputs,
+            }
     if fresh:
-        conn.execute(_INSERT_INPUTS, {"rows": json.dumps(fresh)})
+        conn.execute(_INSERT_INPUTS, {"rows": json.dumps(list(fresh.values()))})
     return created
 
 

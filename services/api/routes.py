@@ -32,17 +32,22 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 
 
 async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking database work off the event loop, mapping its failures to problems.
+    """Run blocking database work off the event loop (see _bounded)."""
+    threads: DatabaseThreads = request.state.db_threads
+    return await _bounded(request, threads.run(fn, *args))
 
-    Bounded in time: some waits (SQLite's lock, DBOS's own retries on it) have no limit of
-    their own. A request past the deadline answers 503 while its thread finishes on its own,
-    so a client that retries should send an Idempotency-Key.
+
+async def _bounded(request: Request, work: Awaitable[T]) -> T:
+    """Database work, bounded in time, with its failures mapped to problems.
+
+    Bounded: some waits (SQLite's lock, DBOS's own retries on it) have no limit of their own.
+    A request past the deadline answers 503 while its thread finishes on its own, so a
+    client that retries should send an Idempotency-Key.
     """
     settings: ApiSettings = request.state.settings
-    threads: DatabaseThreads = request.state.db_threads
     try:
         with anyio.fail_after(settings.request_timeout_seconds):
-            return await threads.run(fn, *args)
+            return await work
     except WorkflowNotFound as exc:
         raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
     except WorkflowConflict as exc:
@@ -82,8 +87,8 @@ async def enqueue_workflow(request: Request) -> Response:
         keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    workflow_id, replayed = await _db(
-        request, _workflows(request).enqueue, enqueue_request, keyed_id
+    workflow_id, replayed = await _bounded(
+        request, _workflows(request).enqueue(enqueue_request, keyed_id)
     )
     location = _workflow_path(request, workflow_id)
     headers = {"Location": location}

@@ -1,13 +1,19 @@
 """What the API does with workflows, over the DBOSClient (writes) and the Store (reads)."""
 
-from dbos import DBOSClient, EnqueueOptions, WorkflowHandle, WorkflowSerializationFormat
-from dbos import error as dbos_error
+from collections.abc import Sequence
+from typing import Any
+
+from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
 
 from services import contract
 from services.api import enqueue_rows
+from services.api.db_threads import DatabaseThreads
+from services.api.enqueue_groups import EnqueueGroups
 from services.api.schemas import EnqueueRequest, same_request
 from services.api.store import PageKey, Store, WorkflowRecord, records
 
+# Workflows of concurrent requests written in one transaction, at most.
+MAX_ENQUEUE_GROUP = 100
 RESUMABLE = {"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 # A cancelled execution is reported gone at its worker's next heartbeat after its step ends.
 RESUME_RETRY_AFTER_SECONDS = 1
@@ -36,12 +42,19 @@ class WorkflowConflict(Exception):
 
 class Workflows:
     def __init__(
-        self, client: DBOSClient, store: Store, application_version: str, grace_ms: int
+        self,
+        client: DBOSClient,
+        store: Store,
+        threads: DatabaseThreads,
+        application_version: str,
+        grace_ms: int,
     ) -> None:
         self._client = client
         self._store = store
         self._application_version = application_version
         self._grace_ms = grace_ms
+        self._threads = threads
+        self._enqueues = EnqueueGroups(threads, self._enqueue_many, MAX_ENQUEUE_GROUP)
 
     def _options(self, request: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
         options: EnqueueOptions = {
@@ -55,25 +68,27 @@ class Workflows:
             options["priority"] = request.priority
         if workflow_id is not None:
             options["workflow_id"] = workflow_id
-            options["workflow_id_reuse_policy"] = "reject"
         return options
 
-    def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
-        """Enqueue one workflow; returns its id and whether an earlier request already made it."""
+    async def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
+        """Enqueue one workflow; returns its id and whether an earlier request already made it.
+
+        Committed together with the enqueues of concurrent requests (one transaction for all).
+        """
         options = self._options(request, workflow_id)
-        try:
-            handle: WorkflowHandle[contract.Progress] = self._client.enqueue(
-                options, *request.workflow_args()
-            )
-        except dbos_error.DBOSWorkflowIDInUseError:
-            assert workflow_id is not None
-            existing = self._store.get(workflow_id)
-            if existing is None or not same_request(existing, request):
-                raise WorkflowConflict(
-                    "this Idempotency-Key was already used for a different request"
-                ) from None
-            return workflow_id, True
-        return handle.workflow_id, False
+        written = await self._enqueues.submit((options, request.workflow_args()))
+        if written.created:
+            return written.workflow_id, False
+        existing = await self._threads.run(self._store.get, written.workflow_id)
+        if existing is None or not same_request(existing, request):
+            raise WorkflowConflict("this Idempotency-Key was already used for a different request")
+        return written.workflow_id, True
+
+    def _enqueue_many(
+        self, batch: Sequence[tuple[EnqueueOptions, list[Any]]]
+    ) -> list[enqueue_rows.Written]:
+        with self._store.begin() as conn:
+            return enqueue_rows.write(conn, self._client, batch)
 
     def enqueue_batch(
         self, batch: list[tuple[EnqueueRequest, str | None]]

@@ -1,6 +1,7 @@
 """Enqueue, progress, completion, cancel, resume and idempotency against real services."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -143,3 +144,33 @@ def test_idempotency_key_reused_for_another_request_is_a_conflict(stack: Stack) 
     assert "Idempotency-Key" in other.json()["detail"]
     assert count_workflows(stack.database_url) == before
     api.http.post(f"/workflows/{first.json()['workflow_id']}/cancel")
+
+
+def test_concurrent_requests_are_enqueued_together_each_with_its_own_outcome(
+    idle_stack: Stack,
+) -> None:
+    """Requests that arrive together share a transaction; a shared key still makes one workflow."""
+    api, url = idle_stack.api, idle_stack.database_url
+    key = f"order-{uuid.uuid4()}"
+    before = count_workflows(url)
+
+    def post(index: int) -> httpx.Response:
+        headers = {"Idempotency-Key": key} if index % 2 == 0 else {}
+        # The odd ones differ from each other: none of them is a replay.
+        body = {"num_steps": 2} if index % 2 == 0 else {"num_steps": 1 + index % 7}
+        with httpx.Client(base_url=api.url, timeout=30) as client:
+            return client.post("/workflows", json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        responses = list(pool.map(post, range(48)))
+
+    assert [r.status_code for r in responses] == [202] * 48
+    keyed = [r for i, r in enumerate(responses) if i % 2 == 0]
+    assert len({r.json()["workflow_id"] for r in keyed}) == 1
+    assert sum("idempotent-replayed" not in r.headers for r in keyed) == 1
+    others = [r.json()["workflow_id"] for i, r in enumerate(responses) if i % 2 == 1]
+    assert len(set(others)) == 24
+    assert count_workflows(url) == before + 25
+    for index in (1, 3, 47):
+        workflow = api.workflow(responses[index].json()["workflow_id"])
+        assert workflow["num_steps"] == 1 + index % 7

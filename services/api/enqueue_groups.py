@@ -1,0 +1,73 @@
+"""Group commit for enqueues: the workflows of concurrent requests, written in one transaction.
+
+Each request hands its workflow in and awaits its own outcome. When no write is in flight, one
+starts at once with everything waiting; requests that come meanwhile wait in the event loop (not
+in threads, and holding no connection) and go together in the next write. A request alone is
+written at once, as without batching; under load one transaction and two statements carry many
+requests' workflows (enqueue_rows), where each used to cost its own transaction and statements.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dbos import EnqueueOptions
+
+from services.api.db_threads import DatabaseThreads
+from services.api.enqueue_rows import Written
+
+Item = tuple[EnqueueOptions, list[Any]]
+WriteMany = Callable[[Sequence[Item]], list[Written]]
+
+
+class EnqueueGroups:
+    def __init__(self, threads: DatabaseThreads, write_many: WriteMany, max_batch: int) -> None:
+        self._threads = threads
+        self._write_many = write_many
+        self._max_batch = max_batch
+        self._pending: list[tuple[Item, asyncio.Future[Written]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.writes = 0  # transactions made, for tests and benchmarks
+
+    async def submit(self, item: Item) -> Written:
+        """The workflow written, in a transaction that began after the call.
+
+        A caller that gives up (cancelled, as by its request's deadline) before its workflow
+        was taken into a write leaves nothing behind; once taken, the write goes on without it.
+        A failed write fails each of its callers with its error.
+        """
+        future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+        entry = (item, future)
+        self._pending.append(entry)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_while_pending())
+        try:
+            return await future
+        finally:
+            # Given up (the await cancels the future too): out of the queue if still there.
+            if future.cancelled() or not future.done():
+                with contextlib.suppress(ValueError):  # taken into a write already
+                    self._pending.remove(entry)
+
+    async def _write_while_pending(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                try:
+                    written = await self._threads.run(self._write_many, [i for i, _ in batch])
+                    if len(written) != len(batch):
+                        raise RuntimeError(f"{len(written)} written for {len(batch)} workflows")
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                finally:
+                    self.writes += 1
+                for (_, future), result in zip(batch, written, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._writer = None
