@@ -2,9 +2,12 @@
 
 Each trial has a fresh database and a fresh server; wrk (Debian's) sends `POST /workflows` with a
 JSON body over 16 or 64 keep-alive connections for a few seconds. Beside it, in the same run,
-the ceiling: `DBOSClient.enqueue` in process from 8 threads, no HTTP.
+the ceiling: `DBOSClient.enqueue` in process from 8 threads, no HTTP. Batches: `POST
+/workflows:batch` of 1,000 workflows over 1 and 4 connections, against DBOS's own way to enqueue
+many at once (`enqueue_in_transaction`, 1,000 per transaction, in process).
 """
 
+import json
 import re
 import subprocess
 import tempfile
@@ -13,14 +16,19 @@ from typing import Any
 
 import httpx
 
-from benchmarks.measure import Databases, enqueue_many, median
+from benchmarks.measure import Databases, enqueue_in_transactions, enqueue_many, median
 from services.contract import ENV_DATABASE_URL
 from tests.support.polling import wait_for
 from tests.support.processes import ServiceProcess, free_port
 
 BODY = '{"num_steps": 1, "step_seconds": 0}'
-SCRIPT = f"""wrk.method = "POST"
-wrk.body = '{BODY}'
+BATCH_SIZE = 1000
+BATCH_BODY = json.dumps({"workflows": [{"num_steps": 1, "step_seconds": 0}] * BATCH_SIZE})
+
+
+def wrk_script(body: str) -> str:
+    return f"""wrk.method = "POST"
+wrk.body = '{body}'
 wrk.headers["Content-Type"] = "application/json"
 """
 
@@ -62,8 +70,18 @@ class Server:
 
 def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, float]:
     """Requests/s and latency percentiles (ms) from wrk's report; fails on any error reply."""
+    threads = min(2, connections)
     output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -86,12 +104,15 @@ def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, flo
 
 def run(dbs: Databases, reps: int, seconds: int, quick: bool = False) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-enqueue-"))
-    script = workdir / "post.lua"
-    script.write_text(SCRIPT)
+    script, batch_script = workdir / "post.lua", workdir / "batch.lua"
+    script.write_text(wrk_script(BODY))
+    batch_script.write_text(wrk_script(BATCH_BODY))
     connection_counts = (16,) if quick else (16, 64)
     configs = [("ours", 1), ("seed", 1), ("ours", 2), ("seed", 2)]
     trials: list[dict[str, Any]] = []
+    batches: list[dict[str, Any]] = []
     ceiling: list[float] = []
+    batch_reference: list[float] = []
     for rep in range(reps):
         order = configs if rep % 2 == 0 else list(reversed(configs))
         for kind, processes in order:
@@ -114,7 +135,34 @@ def run(dbs: Databases, reps: int, seconds: int, quick: bool = False) -> dict[st
         rate = enqueue_many(dbs.fresh(), 2000, num_steps=1, step_seconds=0.0, threads=8)
         print(f"  enqueue in process, 8 threads: {rate:.0f}/s", flush=True)
         ceiling.append(rate)
-    return {"trials": trials, "ceiling_rps": ceiling}
+        for processes in (1,) if quick else (1, 2):
+            batches += batch_trials(dbs, processes, seconds, batch_script, workdir)
+        rate = enqueue_in_transactions(dbs.fresh(), 5, BATCH_SIZE)
+        print(f"  enqueue_in_transaction in process, {BATCH_SIZE} per tx: {rate:.0f}/s", flush=True)
+        batch_reference.append(rate)
+    return {
+        "trials": trials,
+        "ceiling_rps": ceiling,
+        "batches": batches,
+        "batch_reference_wf_per_s": batch_reference,
+    }
+
+
+def batch_trials(
+    dbs: Databases, processes: int, seconds: int, script: Path, workdir: Path
+) -> list[dict[str, Any]]:
+    server = Server("ours", dbs.fresh(), processes, workdir)
+    trials = []
+    try:
+        server.wait_serving()
+        for connections in (1, 4):
+            figures = wrk(f"{server.url}/workflows:batch", connections, seconds, script)
+            figures["wf_per_s"] = figures["rps"] * BATCH_SIZE
+            print(f"  batch x{processes} c{connections}: {figures}", flush=True)
+            trials.append({"processes": processes, "connections": connections, **figures})
+    finally:
+        server.stop()
+    return trials
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
@@ -134,4 +182,25 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 **{k: median([t[k] for t in same]) for k in ("rps", "p50_ms", "p90_ms", "p99_ms")},
             }
         )
-    return {"rows": rows, "ceiling_rps": median(results["ceiling_rps"])}
+    batch_rows = []
+    for processes, connections in sorted(
+        {(t["processes"], t["connections"]) for t in results.get("batches", [])}
+    ):
+        same = [
+            t
+            for t in results["batches"]
+            if (t["processes"], t["connections"]) == (processes, connections)
+        ]
+        batch_rows.append(
+            {
+                "processes": processes,
+                "connections": connections,
+                **{k: median([t[k] for t in same]) for k in ("wf_per_s", "p50_ms", "p99_ms")},
+            }
+        )
+    return {
+        "rows": rows,
+        "ceiling_rps": median(results["ceiling_rps"]),
+        "batch_rows": batch_rows,
+        "batch_reference_wf_per_s": median(results.get("batch_reference_wf_per_s", [])),
+    }

@@ -139,6 +139,23 @@ def enqueue_many(
         client.destroy()
 
 
+def enqueue_in_transactions(url: str, transactions: int, per_transaction: int) -> float:
+    """DBOS's own batch: `enqueue_in_transaction` many times per transaction; workflows/s."""
+    engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
+    client = DBOSClient(system_database_engine=engine)
+    try:
+        options = enqueue_options()
+        started = time.perf_counter()
+        for _ in range(transactions):
+            with engine.begin() as conn:
+                for _ in range(per_transaction):
+                    client.enqueue_in_transaction(conn, options, 1, 0.0)
+        return transactions * per_transaction / (time.perf_counter() - started)
+    finally:
+        client.destroy()
+        engine.dispose()
+
+
 @dataclass
 class Worker:
     process: WorkerProcess

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import enqueue, execution, reads
-from benchmarks.measure import BARE, OURS, Databases
+from benchmarks.measure import BARE, OURS, Databases, enqueue_in_transactions
 from tests.support.databases import PostgresServer, count_workflows
 
 pytestmark = [pytest.mark.postgres]
@@ -56,7 +56,7 @@ def test_idle_cost_and_latency_are_read_off_running_workers(dbs: Databases) -> N
 def test_http_enqueue_load_enqueues_what_wrk_reports(dbs: Databases, kind: str) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-test-"))
     script = workdir / "post.lua"
-    script.write_text(enqueue.SCRIPT)
+    script.write_text(enqueue.wrk_script(enqueue.BODY))
     url = dbs.fresh()
     server = enqueue.Server(kind, url, 1, workdir)
     try:
@@ -67,6 +67,19 @@ def test_http_enqueue_load_enqueues_what_wrk_reports(dbs: Databases, kind: str) 
     assert figures["rps"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
     # Every request wrk counted enqueued a workflow (plus the one that checked the server).
     assert count_workflows(url) >= figures["requests"] + 1
+
+
+@pytest.mark.requires_tool("wrk")
+def test_batch_load_enqueues_a_thousand_per_request_beside_dbos_own_batch(dbs: Databases) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-test-"))
+    script = workdir / "batch.lua"
+    script.write_text(enqueue.wrk_script(enqueue.BATCH_BODY))
+    trials = enqueue.batch_trials(dbs, 1, 1, script, workdir)
+    assert [t["connections"] for t in trials] == [1, 4]
+    assert all(t["wf_per_s"] == t["rps"] * enqueue.BATCH_SIZE > 0 for t in trials)
+    url = dbs.fresh()
+    assert enqueue_in_transactions(url, 2, 50) > 0
+    assert count_workflows(url) == 100
 
 
 def test_reads_under_load_time_both_states_of_the_tables(dbs: Databases) -> None:
