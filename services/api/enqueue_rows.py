@@ -14,6 +14,8 @@ inputs included, and reported as not created: the caller decides whether that is
 """
 
 import json
+import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,7 +23,6 @@ from typing import Any, Final
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions
 from dbos._enqueue_options import build_enqueue_status
-from dbos._utils import generate_uuid
 from sqlalchemy.dialects import sqlite
 
 from services.api import tables
@@ -63,25 +64,37 @@ def write(
 ) -> list[Written]:
     """Insert the batch's workflows in the caller's transaction, in order.
 
-    An id given twice is created by its first item; the second finds it existing. A
-    deduplication id already taken on its queue fails the whole statement (IntegrityError), as
-    it fails DBOS's own enqueue.
+    A workflow without an id in its options gets a new random one (as DBOS gives it), so it
+    cannot exist yet: those rows go in with plain inserts. Rows with an id given go in with ON
+    CONFLICT DO NOTHING; an id given twice is created by its first item, and the second finds
+    it existing. A deduplication id already taken on its queue fails the whole statement
+    (IntegrityError), as it fails DBOS's own enqueue.
     """
+    new_ids = _random_ids(2 * len(batch))  # the new workflows' ids, and every creator token
     rows: list[dict[str, Any]] = []
     inputs: list[str | None] = []
-    for options, args in batch:
+    named: list[bool] = []
+    for index, (options, args) in enumerate(batch):
+        has_id = options.get("workflow_id") is not None
+        if not has_id:
+            options = {**options, "workflow_id": new_ids[2 * index]}
         workflow_id, status = build_enqueue_status(options, client._serializer, tuple(args), {})
         row = {column: status.get(column) for column in STATUS_COLUMNS}
         row["workflow_uuid"] = workflow_id
         row["application_version"] = status["app_version"]
         row["config_name"] = status["config_name"]
-        row["creator_xid"] = generate_uuid()
+        row["creator_xid"] = new_ids[2 * index + 1]
         rows.append(row)
         inputs.append(status["inputs"])
-    if not rows:
-        return []
+        named.append(has_id)
     if conn.dialect.name == "postgresql":
-        created = _write_postgresql(conn, rows, inputs)
+        created: set[str] = set()
+        for given, statements in ((False, _NEW), (True, _GIVEN)):
+            chosen = [i for i, has_id in enumerate(named) if has_id == given]
+            if chosen:
+                created |= _write_postgresql(
+                    conn, [rows[i] for i in chosen], [inputs[i] for i in chosen], statements
+                )
     else:
         created = _write_each(conn, rows, inputs)
     # An id given twice is created once, by its first item.
@@ -93,35 +106,52 @@ def write(
     return result
 
 
-_RECORD: Final = ", ".join(f"{c} {t}" for c, t in STATUS_COLUMNS.items())
-_INSERT_STATUS: Final = sa.text(
-    f"INSERT INTO {tables.DBOS_SCHEMA}.workflow_status ({', '.join(STATUS_COLUMNS)}) "
-    f"SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
-    # An existing row is left as it is, and only the new ones come back.
-    "ON CONFLICT (workflow_uuid) DO NOTHING RETURNING workflow_uuid"
-)
-_INSERT_INPUTS: Final = sa.text(
-    f"INSERT INTO {tables.DBOS_SCHEMA}.workflow_input (workflow_uuid, inputs) "
-    "SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r(workflow_uuid text, inputs text) "
-    "ON CONFLICT (workflow_uuid) DO NOTHING"
-)
+def _random_ids(count: int) -> list[str]:
+    """Random (version 4) UUIDs as DBOS makes them, from one read of the system's randomness."""
+    randomness = os.urandom(16 * count)
+    return [
+        str(uuid.UUID(bytes=randomness[16 * i : 16 * (i + 1)], version=4)) for i in range(count)
+    ]
+
+
+def _statements(on_conflict: str) -> tuple[sa.TextClause, sa.TextClause]:
+    record = ", ".join(f"{c} {t}" for c, t in STATUS_COLUMNS.items())
+    status = sa.text(
+        f"INSERT INTO {tables.DBOS_SCHEMA}.workflow_status ({', '.join(STATUS_COLUMNS)}) "
+        f"SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS r({record}) "
+        f"{on_conflict} RETURNING workflow_uuid"
+    )
+    inputs = sa.text(
+        f"INSERT INTO {tables.DBOS_SCHEMA}.workflow_input (workflow_uuid, inputs) "
+        "SELECT * FROM json_to_recordset(CAST(:rows AS json)) "
+        f"AS r(workflow_uuid text, inputs text) {on_conflict}"
+    )
+    return status, inputs
+
+
+# New ids cannot collide: plain inserts (a speculative insert costs PostgreSQL a fifth more).
+_NEW: Final = _statements("")
+# Given ids: an existing row is left as it is, and only the new ones come back.
+_GIVEN: Final = _statements("ON CONFLICT (workflow_uuid) DO NOTHING")
 
 
 def _write_postgresql(
-    conn: sa.Connection, rows: list[dict[str, Any]], inputs: list[str | None]
+    conn: sa.Connection,
+    rows: list[dict[str, Any]],
+    inputs: list[str | None],
+    statements: tuple[sa.TextClause, sa.TextClause],
 ) -> set[str]:
     # One JSON document per statement: the server unpacks it (one parameter to send, where
     # an array per column cost more client CPU than the inserts took on the server).
-    created = set(conn.execute(_INSERT_STATUS, {"rows": json.dumps(rows)}).scalars())
+    insert_status, insert_inputs = statements
+    created = set(conn.execute(insert_status, {"rows": json.dumps(rows)}).scalars())
     fresh: dict[str, dict[str, Any]] = {}
     for row, row_inputs in zip(rows, inputs, strict=True):
-        if row["workflow_uuid"] in created and row["workflow_uuid"] not in fresh:
-            fresh[row["workflow_uuid"]] = {
-                "workflow_uuid": row["workflow_uuid"],
-                "inputs": row_inputs,
-            }
+        workflow_id = row["workflow_uuid"]
+        if workflow_id in created and workflow_id not in fresh:
+            fresh[workflow_id] = {"workflow_uuid": workflow_id, "inputs": row_inputs}
     if fresh:
-        conn.execute(_INSERT_INPUTS, {"rows": json.dumps(list(fresh.values()))})
+        conn.execute(insert_inputs, {"rows": json.dumps(list(fresh.values()))})
     return created
 
 

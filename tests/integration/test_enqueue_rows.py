@@ -62,17 +62,28 @@ def _count(engine: sa.Engine, table: str) -> int:
         return int(conn.execute(sa.text(f"SELECT count(*) FROM {schema}{table}")).scalar_one())
 
 
+@pytest.mark.parametrize("id_given", [True, False], ids=["id-given", "id-new"])
 @pytest.mark.parametrize("extra", VARIANTS, ids=["defaults", "options", "delayed", "identity"])
-def test_rows_are_the_ones_dbos_client_writes(engine: Any, extra: dict[str, Any]) -> None:
+def test_rows_are_the_ones_dbos_client_writes(
+    engine: Any, extra: dict[str, Any], id_given: bool
+) -> None:
     engine, client = engine
-    by_dbos, by_bulk = f"dbos-{uuid.uuid4()}", f"bulk-{uuid.uuid4()}"
+    by_dbos = f"dbos-{uuid.uuid4()}"
     dedup = extra.get("deduplication_id")
     client.enqueue(_options(by_dbos, **extra), 3, 0.5)
     if dedup is not None:  # the same deduplication id would collide on the queue
         extra = {**extra, "deduplication_id": f"{dedup}-bulk"}
+    options = _options(f"bulk-{uuid.uuid4()}", **extra)
+    if not id_given:
+        del options["workflow_id"]
     with engine.begin() as conn:
-        written = enqueue_rows.write(conn, client, [(_options(by_bulk, **extra), [3, 0.5])])
-    assert written == [enqueue_rows.Written(by_bulk, created=True)]
+        (written,) = enqueue_rows.write(conn, client, [(options, [3, 0.5])])
+    by_bulk = written.workflow_id
+    assert written.created
+    if id_given:
+        assert by_bulk == options["workflow_id"]
+    else:  # a new random id, as DBOS makes them
+        assert uuid.UUID(by_bulk).version == 4 and str(uuid.UUID(by_bulk)) == by_bulk
 
     expected, actual = (
         _row(engine, "workflow_status", by_dbos),
@@ -108,18 +119,22 @@ def test_an_existing_id_comes_back_unchanged_with_its_inputs(engine: Any) -> Non
     existing, new = f"old-{uuid.uuid4()}", f"new-{uuid.uuid4()}"
     client.enqueue(_options(existing), 1, 0.0)
     before = _row(engine, "workflow_status", existing)
+    unnamed = _options("unused")
+    del unnamed["workflow_id"]
     with engine.begin() as conn:
         written = enqueue_rows.write(
-            conn, client, [(_options(new), [2, 0.0]), (_options(existing), [9, 9.0])]
+            conn,
+            client,
+            [(_options(new), [2, 0.0]), (unnamed, [4, 0.0]), (_options(existing), [9, 9.0])],
         )
-    assert written == [
-        enqueue_rows.Written(new, created=True),
-        enqueue_rows.Written(existing, created=False),
-    ]
+    # In the batch's order, though new and given ids go in by statements of their own.
+    assert [w.created for w in written] == [True, True, False]
+    assert [written[0].workflow_id, written[2].workflow_id] == [new, existing]
     assert _row(engine, "workflow_status", existing) == before
-    assert '"positionalArgs":[1,0.0]' in _row(engine, "workflow_input", existing)["inputs"].replace(
-        " ", ""
-    )
+    inputs = _row(engine, "workflow_input", existing)["inputs"]
+    assert '"positionalArgs":[1,0.0]' in inputs.replace(" ", "")
+    inputs = _row(engine, "workflow_input", written[1].workflow_id)["inputs"]
+    assert '"positionalArgs":[4,0.0]' in inputs.replace(" ", "")
 
 
 def test_a_thousand_in_one_transaction_all_or_nothing(engine: Any) -> None:
