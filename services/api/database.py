@@ -26,7 +26,9 @@ def create_engine(settings: ApiSettings) -> sa.Engine:
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        # No ping before each use (a round trip on every request): a connection the server
+        # dropped fails its request with 503, and SQLAlchemy then replaces every pooled
+        # connection made before that failure.
         connect_args={
             "connect_timeout": settings.db_connect_timeout_seconds,
             "application_name": "dbos-queue-worker-api",

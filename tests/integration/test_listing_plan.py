@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.api.store import (
+    PLANNED_WITHOUT_SORTS,
     SORT_FREE_STATUSES,
     PageKey,
     page_query,
@@ -61,7 +62,7 @@ def _plan(engine: sa.Engine, status: str | None, query: sa.Select[Any]) -> dict[
         compile_kwargs={"literal_binds": True},
     ).string
     with engine.connect() as conn:
-        if status in SORT_FREE_STATUSES:  # as Store.list_page plans it
+        if status in PLANNED_WITHOUT_SORTS:  # as Store.list_page plans it
             plan_pages_without_sorting(conn)
         document = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()
     explained = document if isinstance(document, list) else json.loads(document)
