@@ -8,15 +8,13 @@ many at once (`enqueue_in_transaction`, 1,000 per transaction, in process).
 """
 
 import json
-import re
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.measure import Databases, enqueue_in_transactions, enqueue_many, median
+from benchmarks.measure import Databases, enqueue_in_transactions, enqueue_many, median, wrk
 from services.contract import ENV_DATABASE_URL
 from tests.support.polling import wait_for
 from tests.support.processes import ServiceProcess, free_port
@@ -66,40 +64,6 @@ class Server:
 
     def stop(self) -> None:
         self.process.stop()
-
-
-def wrk(url: str, connections: int, seconds: int, script: Path) -> dict[str, float]:
-    """Requests/s and latency percentiles (ms) from wrk's report; fails on any error reply."""
-    threads = min(2, connections)
-    output = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 60,
-    ).stdout
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    assert bad is None and errors is None, f"wrk saw failed requests:\n{output}"
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    requests = re.search(r"(\d+) requests in ", output)
-    assert rps and requests, f"no request rate in wrk's report:\n{output}"
-    figures = {"rps": float(rps[1]), "requests": float(requests[1])}
-    for percent in ("50", "90", "99"):
-        match = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)\b", output)
-        assert match, f"no {percent}% latency in wrk's report:\n{output}"
-        value = float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
-        figures[f"p{percent}_ms"] = value
-    return figures
 
 
 def run(dbs: Databases, reps: int, seconds: int, quick: bool = False) -> dict[str, Any]:

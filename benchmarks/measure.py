@@ -3,7 +3,9 @@ worker processes (the project's and the bare DBOS reference), and percentiles.""
 
 import math
 import os
+import re
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -154,6 +156,40 @@ def enqueue_in_transactions(url: str, transactions: int, per_transaction: int) -
     finally:
         client.destroy()
         engine.dispose()
+
+
+def wrk(url: str, connections: int, seconds: float, script: Path | None = None) -> dict[str, float]:
+    """Requests/s and latency percentiles (ms) from wrk's (Debian's) report, for GETs or what
+    the Lua `script` sends; fails on any error reply."""
+    threads = min(2, connections)
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            *(["-s", str(script)] if script is not None else []),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    assert bad is None and errors is None, f"wrk saw failed requests:\n{output}"
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    requests = re.search(r"(\d+) requests in ", output)
+    assert rps and requests, f"no request rate in wrk's report:\n{output}"
+    figures = {"rps": float(rps[1]), "requests": float(requests[1])}
+    for percent in ("50", "90", "99"):
+        match = re.search(rf"\s{percent}%\s+([\d.]+)(us|ms|s)\b", output)
+        assert match, f"no {percent}% latency in wrk's report:\n{output}"
+        value = float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
+        figures[f"p{percent}_ms"] = value
+    return figures
 
 
 @dataclass

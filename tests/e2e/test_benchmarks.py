@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import enqueue, execution, reads
-from benchmarks.measure import BARE, OURS, Databases, enqueue_in_transactions
+from benchmarks.measure import BARE, OURS, Databases, enqueue_in_transactions, wrk
 from tests.support.databases import PostgresServer, count_workflows
 
 pytestmark = [pytest.mark.postgres]
@@ -61,7 +61,7 @@ def test_http_enqueue_load_enqueues_what_wrk_reports(dbs: Databases, kind: str) 
     server = enqueue.Server(kind, url, 1, workdir)
     try:
         server.wait_serving()
-        figures = enqueue.wrk(f"{server.url}/workflows", 4, 1, script)
+        figures = wrk(f"{server.url}/workflows", 4, 1, script)
     finally:
         server.stop()
     assert figures["rps"] > 0 and 0 < figures["p50_ms"] <= figures["p99_ms"]
@@ -82,6 +82,7 @@ def test_batch_load_enqueues_a_thousand_per_request_beside_dbos_own_batch(dbs: D
     assert count_workflows(url) == 100
 
 
+@pytest.mark.requires_tool("wrk")
 def test_reads_under_load_time_both_states_of_the_tables(dbs: Databases) -> None:
     rows = reads.run(dbs, seconds=1, finished=500, queued=500)
     seen = {(r["tables"], r["load"], r["request"]) for r in rows}
