@@ -102,7 +102,7 @@ def targets(summary: dict[str, Any]) -> list[tuple[str, bool]]:
         for row in busy:
             out.append(
                 (
-                    f"first page p99 {row['p99_ms']:.1f} ms with workers busy, "
+                    f"first page p99 {row['p99_ms']:.1f} ms, {row['load']}, "
                     f"{row['tables']} tables (< 20 ms)",
                     row["p99_ms"] < 20,
                 )

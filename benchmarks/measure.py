@@ -216,10 +216,10 @@ def register_queue(url: str, concurrency: int, polling_seconds: float) -> None:
 
 @contextmanager
 def workers(
-    module: str, url: str, count: int, concurrency: int, polling_seconds: float
+    module: str, url: str, count: int, concurrency: int, polling_seconds: float, nice: int = 0
 ) -> Iterator[list[Worker]]:
     """`count` worker processes of `module`, ready; stopped (drained) on exit. The queue must
-    be registered with the same settings (register_queue)."""
+    be registered with the same settings (register_queue). `nice` lowers their CPU priority."""
     workdir = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     started = [
         Worker(
@@ -238,6 +238,8 @@ def workers(
     ]
     try:
         for worker in started:
+            if nice:
+                os.setpriority(os.PRIO_PROCESS, worker.process.pid, nice)
             wait_worker_ready(worker.process)
         yield started
     finally:
