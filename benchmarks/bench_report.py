@@ -98,12 +98,19 @@ def targets(summary: dict[str, Any]) -> list[tuple[str, bool]]:
                 )
             )
     if "reads" in summary:
+        floor = {
+            (r["tables"], r["load"]): r["p99_ms"]
+            for r in summary["reads"]
+            if r["request"] == "/healthz"
+        }
         busy = [r for r in summary["reads"] if r["request"] == "first page" and r["load"] != "idle"]
         for row in busy:
+            healthz = floor.get((row["tables"], row["load"]))
+            beside = "" if healthz is None else f"; /healthz p99 {healthz:.1f} ms"
             out.append(
                 (
                     f"first page p99 {row['p99_ms']:.1f} ms, {row['load']}, "
-                    f"{row['tables']} tables (< 20 ms)",
+                    f"{row['tables']} tables (< 20 ms{beside})",
                     row["p99_ms"] < 20,
                 )
             )

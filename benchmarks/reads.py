@@ -18,7 +18,12 @@ from tests.support.polling import wait_for
 from tests.support.processes import Api
 
 TABLES = ("workflow_status", "workflow_input", "workflow_events")
-PATHS = {"first page": "/workflows?limit=50", "uncached /metrics": "/metrics"}
+PATHS = {
+    "first page": "/workflows?limit=50",
+    "uncached /metrics": "/metrics",
+    # The floor under the same load: a request that reads nothing, in the same process.
+    "/healthz": "/healthz",
+}
 # The load on the API's machine, and the workers' CPU priority (None: no workers). On one
 # 2-core machine the workers take every cycle the API does not; niced, they leave the API its
 # share, as the CPU requests of pods on one Kubernetes node do.

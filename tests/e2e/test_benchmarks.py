@@ -86,4 +86,4 @@ def test_batch_load_enqueues_a_thousand_per_request_beside_dbos_own_batch(dbs: D
 def test_reads_under_load_time_both_states_of_the_tables(dbs: Databases) -> None:
     rows = reads.run(dbs, seconds=1, finished=500, queued=500)
     seen = {(r["tables"], r["load"], r["request"]) for r in rows}
-    assert len(seen) == 12 and all(r["requests"] > 0 for r in rows)
+    assert len(seen) == 18 and all(r["requests"] > 0 for r in rows)
