@@ -5,7 +5,7 @@ statements and about half a millisecond of client CPU: 1,350-1,450 workflows/s f
 thread, in one transaction or many (measured, benchmarks/results/benchmarks.md). Here each row
 is built by DBOS itself (`build_enqueue_status`: its option checks, serializer and defaults),
 then all rows go to `workflow_status` and `workflow_input` in one `INSERT ... SELECT FROM
-jsonb_to_recordset(...)` each on PostgreSQL.
+json_to_recordset(...)` each on PostgreSQL.
 
 The columns written are those DBOS 3.4's insert writes for a client's enqueue (the pinned
 version; tests/integration/test_enqueue_rows.py compares every column of both tables with
