@@ -28,7 +28,7 @@ class EnqueueGroups:
         self._max_batch = max_batch
         self._pending: list[tuple[Item, asyncio.Future[Written]]] = []
         self._writer: asyncio.Task[None] | None = None
-        self.writes = 0  # transactions made, for tests and benchmarks
+        self.writes = 0  # transactions committed, for tests and benchmarks
 
     async def submit(self, item: Item) -> Written:
         """The workflow written, in a transaction that began after the call.
@@ -55,6 +55,10 @@ class EnqueueGroups:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                # Callers that gave up in the same turn of the loop (their cleanup not run yet).
+                batch = [(item, future) for item, future in batch if not future.done()]
+                if not batch:
+                    continue
                 try:
                     written = await self._threads.run(self._write_many, [i for i, _ in batch])
                     if len(written) != len(batch):
@@ -64,8 +68,7 @@ class EnqueueGroups:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                finally:
-                    self.writes += 1
+                self.writes += 1
                 for (_, future), result in zip(batch, written, strict=True):
                     if not future.done():
                         future.set_result(result)

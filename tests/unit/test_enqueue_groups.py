@@ -3,7 +3,7 @@
 import asyncio
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -105,5 +105,42 @@ def test_a_request_that_gives_up_before_its_write_leaves_nothing_behind() -> Non
         assert (await in_flight).workflow_id == "in-flight"
         assert (await kept).workflow_id == "kept"
         assert write.batches == [["in-flight"], ["kept"]]
+
+    asyncio.run(main())
+
+
+class GatedThreads:
+    """Runs each write on the event loop, finished only when the test opens its gate."""
+
+    def __init__(self) -> None:
+        self.gate: asyncio.Future[None] | None = None
+        self.batches: list[list[str]] = []
+
+    async def run(self, write: Any, batch: Sequence[Item]) -> list[Written]:
+        self.batches.append([str(options.get("workflow_id")) for options, _ in batch])
+        self.gate = asyncio.get_running_loop().create_future()
+        await self.gate
+        return [Written(str(options.get("workflow_id")), created=True) for options, _ in batch]
+
+
+def test_a_request_that_gives_up_as_the_previous_write_ends_is_not_written() -> None:
+    """Its deadline and the end of the write in flight fall in one turn of the event loop."""
+
+    async def main() -> None:
+        threads = GatedThreads()
+        groups = EnqueueGroups(cast(DatabaseThreads, threads), Recorder(), max_batch=10)
+        first = asyncio.create_task(groups.submit(_item("first")))
+        await _until(lambda: threads.gate is not None)
+        late = asyncio.create_task(groups.submit(_item("gave-up")))
+        await asyncio.sleep(0.01)
+        assert threads.gate is not None
+        threads.gate.set_result(None)  # the write ends, and in the same turn...
+        late.cancel()  # ...the other request's deadline passes
+        assert (await first).workflow_id == "first"
+        with pytest.raises(asyncio.CancelledError):
+            await late
+        await asyncio.sleep(0.05)
+        assert threads.batches == [["first"]]
+        assert groups.writes == 1
 
     asyncio.run(main())
