@@ -91,6 +91,11 @@ def write(
         created: set[str] = set()
         for given, statements in ((False, _NEW), (True, _GIVEN)):
             chosen = [i for i, has_id in enumerate(named) if has_id == given]
+            if given:
+                # In one order across all writers: two transactions inserting the same ids in
+                # opposite orders would each wait for the other (a deadlock). Stable, so an
+                # id given twice is still created by its first item.
+                chosen.sort(key=lambda i: str(rows[i]["workflow_uuid"]))
             if chosen:
                 created |= _write_postgresql(
                     conn, [rows[i] for i in chosen], [inputs[i] for i in chosen], statements

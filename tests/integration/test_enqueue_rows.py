@@ -1,5 +1,6 @@
 """The bulk enqueue writes exactly the rows DBOSClient.enqueue writes, many per statement."""
 
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -161,3 +162,49 @@ def test_a_taken_deduplication_id_fails_the_whole_batch(engine: Any) -> None:
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         enqueue_rows.write(conn, client, batch)
     assert (_count(engine, "workflow_status"), _count(engine, "workflow_input")) == (1, 1)
+
+
+def test_batches_of_the_same_keys_in_opposite_orders_do_not_deadlock(engine: Any) -> None:
+    """Two batches (or groups, or API processes) that share keys insert them in one order."""
+    engine, client = engine
+    failures: list[BaseException] = []
+
+    def write(ids: list[str], start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            with engine.begin() as conn:
+                enqueue_rows.write(conn, client, [(_options(i), [1, 0.0]) for i in ids])
+        except BaseException as exc:
+            failures.append(exc)
+
+    for attempt in range(4):
+        ids = [f"key-{attempt}-{uuid.uuid4()}" for _ in range(2000)]
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=write, args=(order, start)) for order in (ids, ids[::-1])
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not failures, failures
+        assert _count(engine, "workflow_status") == 2000 * (attempt + 1)
+
+
+def test_an_id_given_twice_in_one_write_is_created_by_its_first_item(engine: Any) -> None:
+    engine, client = engine
+    twice = f"twice-{uuid.uuid4()}"
+    with engine.begin() as conn:
+        written = enqueue_rows.write(
+            conn,
+            client,
+            [
+                (_options(twice, priority=3), [2, 0.0]),
+                (_options(f"other-{uuid.uuid4()}"), [1, 0.0]),
+                (_options(twice, priority=9), [7, 0.0]),
+            ],
+        )
+    assert [w.created for w in written] == [True, True, False]
+    assert _row(engine, "workflow_status", twice)["priority"] == 3
+    inputs = _row(engine, "workflow_input", twice)["inputs"]
+    assert '"positionalArgs":[2,0.0]' in inputs.replace(" ", "")
