@@ -3,9 +3,9 @@
 `DBOSClient.enqueue` (and `enqueue_in_transaction`) writes each workflow with two single-row
 statements and about half a millisecond of client CPU: 1,350-1,450 workflows/s from one
 thread, in one transaction or many (measured, benchmarks/results/benchmarks.md). Here each row
-is built by DBOS itself (`build_enqueue_status`: its option checks, serializer and defaults),
-then all rows go to `workflow_status` and `workflow_input` in one `INSERT ... SELECT FROM
-json_to_recordset(...)` each on PostgreSQL.
+is built by DBOS itself (the client's `_build_enqueue_status`: its option checks, serializer
+and defaults), then all rows go to `workflow_status` and `workflow_input` in one `INSERT ...
+SELECT FROM json_to_recordset(...)` each on PostgreSQL.
 
 The columns written are those DBOS 3.4's insert writes for a client's enqueue (the pinned
 version; tests/integration/test_enqueue_rows.py compares every column of both tables with
@@ -22,7 +22,6 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions
-from dbos._enqueue_options import build_enqueue_status
 from sqlalchemy.dialects import sqlite
 
 from services.api import tables
@@ -78,7 +77,8 @@ def write(
         has_id = options.get("workflow_id") is not None
         if not has_id:
             options = {**options, "workflow_id": new_ids[2 * index]}
-        workflow_id, status = build_enqueue_status(options, client._serializer, tuple(args), {})
+        # DBOSClient's own builder: DBOS's, plus the client's application name as fallback.
+        workflow_id, status = client._build_enqueue_status(options, *args)
         row = {column: status.get(column) for column in STATUS_COLUMNS}
         row["workflow_uuid"] = workflow_id
         row["application_version"] = status["app_version"]

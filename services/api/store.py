@@ -73,9 +73,14 @@ class Store:
             return [_record(row) for row in conn.execute(query, values)]
 
     def _single_reads(self) -> sa.Connection:
-        """A connection for reads of one statement each: no transaction around them (no BEGIN
-        and ROLLBACK round trips, a third of a page's time on the wire)."""
-        return self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        """A connection for reads of one statement each: on PostgreSQL no transaction around
+        them (no BEGIN and ROLLBACK round trips, a third of a page's time on the wire). SQLite
+        keeps its connections as they are: handed back from autocommit, they would lose the
+        IMMEDIATE transactions its writers rely on."""
+        conn = self._engine.connect()
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn
 
     def requeue(
         self, workflow_id: str, queue_name: str, statuses: Collection[str], grace_ms: int

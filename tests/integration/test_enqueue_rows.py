@@ -208,3 +208,21 @@ def test_an_id_given_twice_in_one_write_is_created_by_its_first_item(engine: Any
     assert _row(engine, "workflow_status", twice)["priority"] == 3
     inputs = _row(engine, "workflow_input", twice)["inputs"]
     assert '"positionalArgs":[2,0.0]' in inputs.replace(" ", "")
+
+
+def test_the_clients_application_name_is_the_fallback_as_in_dbos(engine: Any) -> None:
+    engine, _ = engine
+    named = DBOSClient(
+        system_database_engine=engine,
+        dbos_system_schema=tables.DBOS_SCHEMA,
+        application_name=contract.APP_NAME,
+    )
+    try:
+        by_dbos, by_bulk = f"dbos-{uuid.uuid4()}", f"bulk-{uuid.uuid4()}"
+        named.enqueue(_options(by_dbos), 1, 0.0)
+        with engine.begin() as conn:
+            enqueue_rows.write(conn, named, [(_options(by_bulk), [1, 0.0])])
+    finally:
+        named.destroy()
+    names = [_row(engine, "workflow_status", i)["application_name"] for i in (by_dbos, by_bulk)]
+    assert names == [contract.APP_NAME, contract.APP_NAME]

@@ -136,4 +136,4 @@ def test_the_plan_holds_once_analyzed(history: sa.Engine) -> None:
             conn.execute(sa.text(f"ANALYZE dbos.{table}"))
     for after, status in CASES.values():
         plan = _plan(history, status, page_query(50, after, status))
-    _assert_limit_first(plan, sort_free=status in SORT_FREE_STATUSES)
+        _assert_limit_first(plan, sort_free=status in SORT_FREE_STATUSES)
