@@ -22,12 +22,22 @@ WriteMany = Callable[[Sequence[Item]], list[Written]]
 
 
 class EnqueueGroups:
-    def __init__(self, threads: DatabaseThreads, write_many: WriteMany, max_batch: int) -> None:
+    """Up to `max_writers` writes in flight at once, each of up to `max_batch` workflows.
+
+    More than one writer: a write stuck on a connection (a server gone without a word, until
+    the socket's timeout) leaves the others to go on, and one write goes to the database while
+    the next group gathers.
+    """
+
+    def __init__(
+        self, threads: DatabaseThreads, write_many: WriteMany, max_batch: int, max_writers: int
+    ) -> None:
         self._threads = threads
         self._write_many = write_many
         self._max_batch = max_batch
+        self._max_writers = max_writers
         self._pending: list[tuple[Item, asyncio.Future[Written]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: set[asyncio.Task[None]] = set()
         self.writes = 0  # transactions committed, for tests and benchmarks
 
     async def submit(self, item: Item) -> Written:
@@ -40,8 +50,8 @@ class EnqueueGroups:
         future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
         entry = (item, future)
         self._pending.append(entry)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_while_pending())
+        if len(self._writers) < self._max_writers:
+            self._writers.add(asyncio.create_task(self._write_while_pending()))
         try:
             return await future
         finally:
@@ -51,6 +61,7 @@ class EnqueueGroups:
                     self._pending.remove(entry)
 
     async def _write_while_pending(self) -> None:
+        this = asyncio.current_task()
         try:
             while self._pending:
                 batch = self._pending[: self._max_batch]
@@ -73,4 +84,5 @@ class EnqueueGroups:
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._writer = None
+            # At once, before any caller can look: one that came since sees the room it left.
+            self._writers.discard(this)

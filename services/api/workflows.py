@@ -12,8 +12,10 @@ from services.api.enqueue_groups import EnqueueGroups
 from services.api.schemas import EnqueueRequest, same_request
 from services.api.store import PageKey, Store, WorkflowRecord, records
 
-# Workflows of concurrent requests written in one transaction, at most.
+# Workflows of concurrent requests written in one transaction, at most, and such transactions
+# in flight at once.
 MAX_ENQUEUE_GROUP = 100
+ENQUEUE_WRITERS = 2
 RESUMABLE = {"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
 # A cancelled execution is reported gone at its worker's next heartbeat after its step ends.
 RESUME_RETRY_AFTER_SECONDS = 1
@@ -54,7 +56,9 @@ class Workflows:
         self._application_version = application_version
         self._grace_ms = grace_ms
         self._threads = threads
-        self._enqueues = EnqueueGroups(threads, self._enqueue_many, MAX_ENQUEUE_GROUP)
+        self._enqueues = EnqueueGroups(
+            threads, self._enqueue_many, MAX_ENQUEUE_GROUP, ENQUEUE_WRITERS
+        )
 
     def _options(self, request: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
         options: EnqueueOptions = {

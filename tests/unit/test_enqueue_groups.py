@@ -44,7 +44,9 @@ async def _until(condition: Any, timeout: float = 5) -> None:
 def test_a_lone_enqueue_is_written_at_once_and_later_ones_together() -> None:
     async def main() -> None:
         write = Recorder()
-        groups = EnqueueGroups(DatabaseThreads(4, wait_seconds=5), write, max_batch=3)
+        groups = EnqueueGroups(
+            DatabaseThreads(4, wait_seconds=5), write, max_batch=3, max_writers=1
+        )
         assert await groups.submit(_item("alone")) == Written("alone", created=True)
         write.hold.clear()  # the next write stays in flight while seven more requests come
         first = asyncio.create_task(groups.submit(_item("first")))
@@ -71,10 +73,12 @@ def test_a_lone_enqueue_is_written_at_once_and_later_ones_together() -> None:
 def test_a_failed_write_fails_each_of_its_requests_and_the_next_write_goes_on() -> None:
     async def main() -> None:
         write = Recorder()
-        groups = EnqueueGroups(DatabaseThreads(2, wait_seconds=5), write, max_batch=10)
+        groups = EnqueueGroups(
+            DatabaseThreads(2, wait_seconds=5), write, max_batch=10, max_writers=1
+        )
         write.hold.clear()
         blocker = asyncio.create_task(groups.submit(_item("blocker")))
-        await _until(lambda: groups.writes == 0 and groups._writer is not None)
+        await _until(lambda: groups.writes == 0 and len(groups._writers) == 1)
         await asyncio.sleep(0.05)
         doomed = [asyncio.create_task(groups.submit(_item(f"d{i}"))) for i in range(3)]
         await asyncio.sleep(0.05)
@@ -92,7 +96,9 @@ def test_a_failed_write_fails_each_of_its_requests_and_the_next_write_goes_on() 
 def test_a_request_that_gives_up_before_its_write_leaves_nothing_behind() -> None:
     async def main() -> None:
         write = Recorder()
-        groups = EnqueueGroups(DatabaseThreads(2, wait_seconds=5), write, max_batch=10)
+        groups = EnqueueGroups(
+            DatabaseThreads(2, wait_seconds=5), write, max_batch=10, max_writers=1
+        )
         write.hold.clear()
         in_flight = asyncio.create_task(groups.submit(_item("in-flight")))
         await asyncio.sleep(0.05)
@@ -128,7 +134,9 @@ def test_a_request_that_gives_up_as_the_previous_write_ends_is_not_written() -> 
 
     async def main() -> None:
         threads = GatedThreads()
-        groups = EnqueueGroups(cast(DatabaseThreads, threads), Recorder(), max_batch=10)
+        groups = EnqueueGroups(
+            cast(DatabaseThreads, threads), Recorder(), max_batch=10, max_writers=1
+        )
         first = asyncio.create_task(groups.submit(_item("first")))
         await _until(lambda: threads.gate is not None)
         late = asyncio.create_task(groups.submit(_item("gave-up")))
@@ -142,5 +150,28 @@ def test_a_request_that_gives_up_as_the_previous_write_ends_is_not_written() -> 
         await asyncio.sleep(0.05)
         assert threads.batches == [["first"]]
         assert groups.writes == 1
+
+    asyncio.run(main())
+
+
+def test_a_stuck_write_leaves_the_other_writer_to_go_on() -> None:
+    async def main() -> None:
+        threads = GatedThreads()
+        groups = EnqueueGroups(
+            cast(DatabaseThreads, threads), Recorder(), max_batch=10, max_writers=2
+        )
+        stuck = asyncio.create_task(groups.submit(_item("stuck")))
+        await _until(lambda: threads.gate is not None)
+        held = threads.gate
+        later = asyncio.create_task(groups.submit(_item("later")))
+        await _until(lambda: threads.gate is not held)
+        assert threads.gate is not None
+        threads.gate.set_result(None)  # the second write ends; the first is still stuck
+        assert (await later).workflow_id == "later"
+        assert not stuck.done()
+        assert held is not None
+        held.set_result(None)
+        assert (await stuck).workflow_id == "stuck"
+        assert threads.batches == [["stuck"], ["later"]]
 
     asyncio.run(main())
