@@ -266,6 +266,12 @@ def write_markdown(summary: dict[str, Any], path: Path) -> str:
         lines += [
             "## Reads under write load (50,000 finished + 50,000 queued)",
             "",
+            "wrk, one connection, requests back to back. Two workers of concurrency 50 drain the "
+            "queue with steps of 0 s: with PostgreSQL they take every cycle of this machine's two "
+            "cores the API does not. Niced, they run below the API's CPU priority (their "
+            "PostgreSQL backends do not). `/healthz` reads nothing: its latency under the same "
+            "load is the floor any request of this process waits for a core.",
+            "",
             "| tables | load | request | requests | p50 ms | p99 ms |",
             "|---|---|---|---|---|---|",
             *(
