@@ -172,6 +172,12 @@ async def get_workflow(request: Request) -> Response:
     return JSONResponse(schemas.workflow_json(record))
 
 
+async def list_steps(request: Request) -> Response:
+    workflow_id = request.path_params["workflow_id"]
+    steps = await _db(request, _workflows(request).steps, workflow_id)
+    return JSONResponse(schemas.steps_json(workflow_id, steps))
+
+
 async def cancel_workflow(request: Request) -> Response:
     record = await _db(request, _workflows(request).cancel, request.path_params["workflow_id"])
     return JSONResponse(schemas.workflow_json(record), status_code=202)
@@ -252,6 +258,7 @@ routes = [
     _route("/workflows", {"GET": list_workflows, "POST": enqueue_workflow}, name="workflows"),
     _route("/workflows:batch", {"POST": enqueue_batch}),
     _route("/workflows/{workflow_id}", {"GET": get_workflow}),
+    _route("/workflows/{workflow_id}/steps", {"GET": list_steps}),
     _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}),
     _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}),
     _route("/executors", {"GET": list_executors}),

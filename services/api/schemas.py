@@ -12,6 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from services import contract
 from services.api.fleet import FleetSnapshot
+from services.api.steps import StepRecord
 from services.api.store import PageKey, WorkflowRecord
 
 MAX_BODY_BYTES: Final = 16 * 1024
@@ -208,6 +209,30 @@ def workflow_json(record: WorkflowRecord) -> dict[str, Any]:
         "num_steps": record.num_steps,
         "executor_id": record.executor_id,
         "application_version": record.application_version,
+    }
+
+
+def steps_json(workflow_id: str, steps: list[StepRecord]) -> dict[str, Any]:
+    return {
+        "workflow_id": workflow_id,
+        "steps": [
+            {
+                "step_id": step.step_id,
+                "name": step.name,
+                "status": step.status,
+                "started_at": None if step.started_at_ms is None else _iso(step.started_at_ms),
+                "completed_at": (
+                    None if step.completed_at_ms is None else _iso(step.completed_at_ms)
+                ),
+                "error": (
+                    None
+                    if step.error is None
+                    else {"name": step.error.name, "message": step.error.message}
+                ),
+                "child_workflow_id": step.child_workflow_id,
+            }
+            for step in steps
+        ],
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 
 from services import contract
+from services.api.steps import StepRecord, read_steps
 from services.api.tables import (
     now_ms,
     with_schemas,
@@ -184,6 +185,11 @@ class Store:
     def get(self, workflow_id: str) -> WorkflowRecord | None:
         with self._single_reads() as conn:
             return records(conn, [workflow_id]).get(workflow_id)
+
+    def steps(self, workflow_id: str) -> list[StepRecord] | None:
+        """The workflow's steps in order, or None when no workflow has this id."""
+        with self._single_reads() as conn:
+            return read_steps(conn, workflow_id)
 
     def begin(self) -> AbstractContextManager[sa.Connection]:
         """A transaction of the caller's (a batch's writes and the reads that decide them)."""

@@ -52,6 +52,19 @@ workflow_events = sa.Table(
     sa.Column("serialization", sa.Text),
 )
 
+operation_outputs = sa.Table(
+    "operation_outputs",
+    _metadata,
+    sa.Column("workflow_uuid", sa.Text, primary_key=True),
+    sa.Column("function_id", sa.Integer, primary_key=True),
+    sa.Column("function_name", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("child_workflow_id", sa.Text),
+    sa.Column("started_at_epoch_ms", sa.BigInteger),
+    sa.Column("completed_at_epoch_ms", sa.BigInteger),
+    sa.Column("serialization", sa.Text),
+)
+
 
 def with_schemas(engine: sa.Engine) -> sa.Engine:
     """The engine, with table schemas mapped for its database (SQLite has only one schema)."""

@@ -10,6 +10,7 @@ from services.api import enqueue_rows
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
 from services.api.schemas import EnqueueRequest, same_request
+from services.api.steps import StepRecord
 from services.api.store import PageKey, Store, WorkflowRecord, records
 
 # Workflows of concurrent requests written in one transaction, at most, and such transactions
@@ -127,6 +128,12 @@ class Workflows:
         if record is None:
             raise WorkflowNotFound(workflow_id)
         return record
+
+    def steps(self, workflow_id: str) -> list[StepRecord]:
+        steps = self._store.steps(workflow_id)
+        if steps is None:
+            raise WorkflowNotFound(workflow_id)
+        return steps
 
     def list_page(
         self, limit: int, after: PageKey | None, status: str | None

@@ -174,3 +174,31 @@ def test_concurrent_requests_are_enqueued_together_each_with_its_own_outcome(
     for index in (1, 3, 47):
         workflow = api.workflow(responses[index].json()["workflow_id"])
         assert workflow["num_steps"] == 1 + index % 7
+
+
+def test_steps_of_a_finished_workflow_in_order_with_their_times(stack: Stack) -> None:
+    api = stack.api
+    workflow_id = api.enqueue(num_steps=3, step_seconds=0)
+    api.wait_status(workflow_id, "SUCCESS")
+    response = api.http.get(f"/workflows/{workflow_id}/steps")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["workflow_id"] == workflow_id
+    steps = body["steps"]
+    assert [s["step_id"] for s in steps] == sorted({s["step_id"] for s in steps})
+    demo_steps = [s for s in steps if s["name"].endswith("step")]
+    assert len(demo_steps) == 3, [s["name"] for s in steps]
+    for step in steps:
+        assert step["status"] == "SUCCESS" and step["error"] is None, step
+        assert step["started_at"] is not None and step["completed_at"] is not None, step
+        assert step["started_at"] <= step["completed_at"]
+    missing = api.http.get(f"/workflows/no-such-{uuid.uuid4()}/steps")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_queued_workflow_has_no_steps_yet(idle_stack: Stack) -> None:
+    workflow_id = idle_stack.api.enqueue(num_steps=2)
+    response = idle_stack.api.http.get(f"/workflows/{workflow_id}/steps")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"workflow_id": workflow_id, "steps": []}

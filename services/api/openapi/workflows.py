@@ -17,6 +17,27 @@ from services.api.openapi.parts import (
     workflow_action,
 )
 
+STEP = {
+    "type": "object",
+    "required": ["step_id", "name", "status", "started_at", "completed_at", "error"],
+    "properties": {
+        "step_id": {"type": "integer", "description": "DBOS's function id: the step's order"},
+        "name": {"type": "string"},
+        "status": {"type": "string", "enum": ["RUNNING", "SUCCESS", "ERROR"]},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "completed_at": {"type": ["string", "null"], "format": "date-time"},
+        "error": {
+            "type": ["object", "null"],
+            "description": "Shown when stored as portable JSON; otherwise only named",
+            "properties": {
+                "name": {"type": ["string", "null"]},
+                "message": {"type": "string"},
+            },
+        },
+        "child_workflow_id": {"type": ["string", "null"]},
+    },
+}
+
 
 def workflow_paths() -> dict[str, Any]:
     return {
@@ -166,6 +187,29 @@ def workflow_paths() -> dict[str, Any]:
                 "parameters": [ID_PARAM],
                 "responses": {
                     "200": json_response(WORKFLOW, "The workflow"),
+                    "400": BAD_ID,
+                    "404": NOT_FOUND,
+                    "503": UNAVAILABLE,
+                },
+            }
+        },
+        "/workflows/{workflow_id}/steps": {
+            "get": {
+                "summary": "A workflow's steps in order, with their times and errors",
+                "operationId": "listWorkflowSteps",
+                "parameters": [ID_PARAM],
+                "responses": {
+                    "200": json_response(
+                        {
+                            "type": "object",
+                            "required": ["workflow_id", "steps"],
+                            "properties": {
+                                "workflow_id": {"type": "string"},
+                                "steps": {"type": "array", "items": STEP},
+                            },
+                        },
+                        "The steps recorded so far (DBOS's operation outputs)",
+                    ),
                     "400": BAD_ID,
                     "404": NOT_FOUND,
                     "503": UNAVAILABLE,
