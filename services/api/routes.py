@@ -17,12 +17,13 @@ from services.api import progress_page, request_body, schemas
 from services.api.database import is_unavailable
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
+from services.api.listing import PageKey
 from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
-from services.api.store import PageKey, Store
+from services.api.store import Store
 from services.api.workflows import BatchConflict, WorkflowConflict, WorkflowNotFound, Workflows
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from services import contract
 from services.api.fleet import FleetSnapshot
+from services.api.listing import PageKey, WorkflowRecord
 from services.api.steps import StepRecord
-from services.api.store import PageKey, WorkflowRecord
 
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_BATCH_SIZE: Final = 1000

@@ -9,9 +9,10 @@ from services import contract
 from services.api import enqueue_rows
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
+from services.api.listing import PageKey, WorkflowRecord, records
 from services.api.schemas import EnqueueRequest, same_request
 from services.api.steps import StepRecord
-from services.api.store import PageKey, Store, WorkflowRecord, records
+from services.api.store import Store
 
 # Workflows of concurrent requests written in one transaction, at most, and such transactions
 # in flight at once.

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from services.api.store import (
+from services.api.listing import (
     PLANNED_WITHOUT_SORTS,
     SORT_FREE_STATUSES,
     PageKey,

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from services import contract
 from services.api import schemas
+from services.api.listing import PageKey, WorkflowRecord
 from services.api.openapi import openapi_document
-from services.api.store import PageKey, WorkflowRecord
 
 
 def test_empty_request_takes_the_seed_defaults() -> None:
