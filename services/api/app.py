@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 class State(TypedDict):
     settings: ApiSettings
-    # One thread per pooled database connection (routes._db).
+    # One thread per pooled database connection (database_work).
     db_threads: DatabaseThreads
     store: Store
     fleet: Fleet

@@ -3,7 +3,7 @@
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -13,9 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.api import progress_page, request_body, schemas
-from services.api.database import is_unavailable
-from services.api.db_threads import DatabaseThreads
+from services.api import progress_page, request_body, schemas, views
+from services.api.database_work import bounded, database_work
 from services.api.fleet import Fleet
 from services.api.listing import PageKey
 from services.api.metrics import Metrics
@@ -24,7 +23,7 @@ from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
 from services.api.store import Store
-from services.api.workflows import BatchConflict, WorkflowConflict, WorkflowNotFound, Workflows
+from services.api.workflows import BatchConflict, Workflows
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,41 +32,6 @@ Handler = Callable[[Request], Awaitable[Response]]
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 # A path segment that needs no percent-encoding (every id the API makes is one).
 URL_SAFE: Final = re.compile(r"[A-Za-z0-9._~-]+")
-
-
-async def _db(request: Request, fn: Callable[..., T], *args: Any) -> T:
-    """Run blocking database work off the event loop (see _bounded)."""
-    threads: DatabaseThreads = request.state.db_threads
-    return await _bounded(request, threads.run(fn, *args))
-
-
-async def _bounded(request: Request, work: Awaitable[T]) -> T:
-    """Database work, bounded in time, with its failures mapped to problems.
-
-    Bounded: some waits (SQLite's lock, DBOS's own retries on it) have no limit of their own.
-    A request past the deadline answers 503 while its thread finishes on its own, so a
-    client that retries should send an Idempotency-Key.
-    """
-    settings: ApiSettings = request.state.settings
-    try:
-        with anyio.fail_after(settings.request_timeout_seconds):
-            return await work
-    except WorkflowNotFound as exc:
-        raise Problem(404, "Not Found", f"no workflow has id {exc}") from None
-    except WorkflowConflict as exc:
-        retry = exc.retry_after_seconds
-        headers = None if retry is None else {"Retry-After": str(retry)}
-        raise Problem(409, "Conflict", str(exc), headers=headers) from None
-    except Exception as exc:
-        if not (isinstance(exc, TimeoutError) or is_unavailable(exc)):
-            raise
-        logger.warning("api.database_unavailable error=%s", type(exc).__name__)
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "the database is unavailable or too slow; retry shortly",
-            headers={"Retry-After": "1"},
-        ) from None
 
 
 def _bad_request(exc: InvalidInput) -> Problem:
@@ -91,7 +55,7 @@ async def enqueue_workflow(request: Request) -> Response:
         keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    workflow_id, replayed = await _bounded(
+    workflow_id, replayed = await bounded(
         request, _workflows(request).enqueue(enqueue_request, keyed_id)
     )
     location = _workflow_path(request, workflow_id)
@@ -120,7 +84,7 @@ async def enqueue_batch(request: Request) -> Response:
         for key in [item.idempotency_key]
     ]
     try:
-        enqueued = await _db(request, _workflows(request).enqueue_batch, items)
+        enqueued = await database_work(request, _workflows(request).enqueue_batch, items)
     except BatchConflict as exc:
         raise Problem(
             409,
@@ -158,43 +122,49 @@ async def list_workflows(request: Request) -> Response:
         after = schemas.decode_cursor(schemas.single_value("cursor", params.getlist("cursor")))
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    records = await _db(request, _workflows(request).list_page, limit, after, status)
+    records = await database_work(request, _workflows(request).list_page, limit, after, status)
     next_cursor = None
     if len(records) == limit:
         last = records[-1]
         next_cursor = schemas.encode_cursor(PageKey(last.created_at_ms, last.workflow_id))
     return JSONResponse(
-        {"workflows": [schemas.workflow_json(r) for r in records], "next_cursor": next_cursor}
+        {"workflows": [views.workflow_json(r) for r in records], "next_cursor": next_cursor}
     )
 
 
 async def get_workflow(request: Request) -> Response:
-    record = await _db(request, _workflows(request).get, request.path_params["workflow_id"])
-    return JSONResponse(schemas.workflow_json(record))
+    record = await database_work(
+        request, _workflows(request).get, request.path_params["workflow_id"]
+    )
+    return JSONResponse(views.workflow_json(record))
 
 
 async def list_steps(request: Request) -> Response:
     workflow_id = request.path_params["workflow_id"]
-    steps = await _db(request, _workflows(request).steps, workflow_id)
-    return JSONResponse(schemas.steps_json(workflow_id, steps))
+    steps = await database_work(request, _workflows(request).steps, workflow_id)
+    return JSONResponse(views.steps_json(workflow_id, steps))
 
 
 async def cancel_workflow(request: Request) -> Response:
-    record = await _db(request, _workflows(request).cancel, request.path_params["workflow_id"])
-    return JSONResponse(schemas.workflow_json(record), status_code=202)
+    record = await database_work(
+        request, _workflows(request).cancel, request.path_params["workflow_id"]
+    )
+    return JSONResponse(views.workflow_json(record), status_code=202)
 
 
 async def resume_workflow(request: Request) -> Response:
-    record = await _db(request, _workflows(request).resume, request.path_params["workflow_id"])
-    return JSONResponse(schemas.workflow_json(record), status_code=202)
+    record = await database_work(
+        request, _workflows(request).resume, request.path_params["workflow_id"]
+    )
+    return JSONResponse(views.workflow_json(record), status_code=202)
 
 
 async def list_executors(request: Request) -> Response:
     fleet: Fleet = request.state.fleet
     settings: ApiSettings = request.state.settings
     grace_ms = int(settings.executor_grace_seconds * 1000)
-    snapshot = await _db(request, fleet.snapshot, grace_ms)
-    return JSONResponse(schemas.fleet_json(snapshot, settings.executor_grace_seconds))
+    snapshot = await database_work(request, fleet.snapshot, grace_ms)
+    return JSONResponse(views.fleet_json(snapshot, settings.executor_grace_seconds))
 
 
 async def healthz(request: Request) -> Response:
