@@ -3,7 +3,7 @@
 import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Final, TypeVar
+from typing import Final
 from urllib.parse import quote
 
 import anyio
@@ -26,7 +26,6 @@ from services.api.store import Store
 from services.api.workflows import BatchConflict, Workflows
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 Handler = Callable[[Request], Awaitable[Response]]
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})

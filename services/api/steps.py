@@ -1,7 +1,12 @@
 """A workflow's steps, read from DBOS's `operation_outputs`: what ran, when, and how it ended.
 
+DBOS 3.4 records an operation when it has completed, so the step in progress is not listed yet;
+a `DBOS.sleep` is recorded as it begins, with its wake time as completion, and is RUNNING until
+then by the database's clock. Rows written before DBOS recorded times have none.
+
 Errors are shown only when stored as portable JSON (DBOS's `{"name", "message", ...}`); the API
-never unpickles what it reads from the database, so another serialization is named, not opened.
+never unpickles what it reads from the database, so another serialization is named, not opened
+(DBOS pickles step errors unless the worker's serializer is portable).
 """
 
 import json
@@ -12,6 +17,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from services.api.tables import operation_outputs, workflow_status
+from services.contract import fleet
 
 PORTABLE_JSON: Final = "portable_json"
 
@@ -26,7 +32,7 @@ class StepError:
 class StepRecord:
     step_id: int
     name: str
-    status: str  # "RUNNING" (no completion recorded), "ERROR" or "SUCCESS"
+    status: str  # "ERROR", "RUNNING" (completes later, by the database's clock) or "SUCCESS"
     started_at_ms: int | None
     completed_at_ms: int | None
     error: StepError | None
@@ -35,7 +41,7 @@ class StepRecord:
 
 def read_steps(conn: sa.Connection, workflow_id: str) -> list[StepRecord] | None:
     """The workflow's steps in order, or None when no workflow has this id."""
-    rows = conn.execute(_steps_statement(), {"workflow_id": workflow_id}).all()
+    rows = conn.execute(_steps_statement(conn.dialect.name), {"workflow_id": workflow_id}).all()
     if not rows:
         return None
     # An outer join from the workflow: one row with no step when it has none yet.
@@ -43,7 +49,7 @@ def read_steps(conn: sa.Connection, workflow_id: str) -> list[StepRecord] | None
 
 
 @cache
-def _steps_statement() -> sa.Select[Any]:
+def _steps_statement(dialect: str) -> sa.Select[Any]:
     ws, ops = workflow_status, operation_outputs
     return (
         sa.select(
@@ -54,6 +60,7 @@ def _steps_statement() -> sa.Select[Any]:
             ops.c.started_at_epoch_ms,
             ops.c.completed_at_epoch_ms,
             ops.c.serialization,
+            (ops.c.completed_at_epoch_ms > fleet.clock_ms(dialect)).label("completes_later"),
         )
         .select_from(ws.outerjoin(ops, ops.c.workflow_uuid == ws.c.workflow_uuid))
         .where(ws.c.workflow_uuid == sa.bindparam("workflow_id", type_=sa.Text))
@@ -65,7 +72,7 @@ def _step(row: sa.Row[Any]) -> StepRecord:
     error = None if row.error is None else decode_error(row.error, row.serialization)
     if error is not None:
         status = "ERROR"
-    elif row.completed_at_epoch_ms is None:
+    elif row.completes_later:
         status = "RUNNING"
     else:
         status = "SUCCESS"
@@ -85,7 +92,7 @@ def decode_error(stored: str, serialization: str | None) -> StepError:
     if serialization == PORTABLE_JSON:
         try:
             data = json.loads(stored)
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             name = data.get("name")

@@ -71,4 +71,7 @@ def fleet_json(snapshot: FleetSnapshot, grace_seconds: float) -> dict[str, Any]:
 
 
 def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    except (ValueError, OverflowError, OSError):  # beyond what a datetime holds (year 9999)
+        return "9999-12-31T23:59:59.999+00:00" if epoch_ms > 0 else "0001-01-01T00:00:00.000+00:00"

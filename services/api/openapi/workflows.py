@@ -19,16 +19,30 @@ from services.api.openapi.parts import (
 
 STEP = {
     "type": "object",
-    "required": ["step_id", "name", "status", "started_at", "completed_at", "error"],
+    "required": [
+        "step_id",
+        "name",
+        "status",
+        "started_at",
+        "completed_at",
+        "error",
+        "child_workflow_id",
+    ],
     "properties": {
         "step_id": {"type": "integer", "description": "DBOS's function id: the step's order"},
         "name": {"type": "string"},
-        "status": {"type": "string", "enum": ["RUNNING", "SUCCESS", "ERROR"]},
+        "status": {
+            "type": "string",
+            "enum": ["RUNNING", "SUCCESS", "ERROR"],
+            "description": "DBOS records an operation once completed (the step in progress is "
+            "not listed); RUNNING is a sleep before its wake time",
+        },
         "started_at": {"type": ["string", "null"], "format": "date-time"},
         "completed_at": {"type": ["string", "null"], "format": "date-time"},
         "error": {
             "type": ["object", "null"],
             "description": "Shown when stored as portable JSON; otherwise only named",
+            "required": ["name", "message"],
             "properties": {
                 "name": {"type": ["string", "null"]},
                 "message": {"type": "string"},
