@@ -252,13 +252,26 @@ def write_markdown(summary: dict[str, Any], path: Path) -> str:
                 f"per transaction in process, {enqueue['batch_reference_wf_per_s']:,.0f} "
                 "workflows/s.",
                 "",
-                "| processes | connections | workflows/s | vs DBOS in process | p50 ms | p99 ms |",
-                "|---|---|---|---|---|---|",
-                *(
-                    f"| {r['processes']} | {r['connections']} | {r['wf_per_s']:,.0f} | "
-                    f"{r['wf_per_s'] / enqueue['batch_reference_wf_per_s']:.1f}x | "
-                    f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} |"
-                    for r in enqueue["batch_rows"]
+                *_table(
+                    [
+                        "processes",
+                        "connections",
+                        "workflows/s",
+                        "vs DBOS in process",
+                        "p50 ms",
+                        "p99 ms",
+                    ],
+                    [
+                        [
+                            r["processes"],
+                            r["connections"],
+                            f"{r['wf_per_s']:,.0f}",
+                            f"{r['wf_per_s'] / enqueue['batch_reference_wf_per_s']:.1f}x",
+                            f"{r['p50_ms']:.0f}",
+                            f"{r['p99_ms']:.0f}",
+                        ]
+                        for r in enqueue["batch_rows"]
+                    ],
                 ),
                 "",
             ]

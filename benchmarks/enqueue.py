@@ -130,41 +130,33 @@ def batch_trials(
 
 
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
-    rows = []
-    keys = sorted({(t["server"], t["processes"], t["connections"]) for t in results["trials"]})
-    for server, processes, connections in keys:
-        same = [
-            t
-            for t in results["trials"]
-            if (t["server"], t["processes"], t["connections"]) == (server, processes, connections)
-        ]
-        rows.append(
-            {
-                "server": server,
-                "processes": processes,
-                "connections": connections,
-                **{k: median([t[k] for t in same]) for k in ("rps", "p50_ms", "p90_ms", "p99_ms")},
-            }
-        )
-    batch_rows = []
-    for processes, connections in sorted(
-        {(t["processes"], t["connections"]) for t in results.get("batches", [])}
-    ):
-        same = [
-            t
-            for t in results["batches"]
-            if (t["processes"], t["connections"]) == (processes, connections)
-        ]
-        batch_rows.append(
-            {
-                "processes": processes,
-                "connections": connections,
-                **{k: median([t[k] for t in same]) for k in ("wf_per_s", "p50_ms", "p99_ms")},
-            }
-        )
     return {
-        "rows": rows,
+        "rows": _medians(
+            results["trials"],
+            ("server", "processes", "connections"),
+            ("rps", "p50_ms", "p90_ms", "p99_ms"),
+        ),
         "ceiling_rps": median(results["ceiling_rps"]),
-        "batch_rows": batch_rows,
+        "batch_rows": _medians(
+            results.get("batches", []),
+            ("processes", "connections"),
+            ("wf_per_s", "p50_ms", "p99_ms"),
+        ),
         "batch_reference_wf_per_s": median(results.get("batch_reference_wf_per_s", [])),
     }
+
+
+def _medians(
+    trials: list[dict[str, Any]], keys: tuple[str, ...], figures: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """One row per configuration (the `keys`' values), each figure the median of its trials."""
+    rows = []
+    for config in sorted({tuple(t[k] for k in keys) for t in trials}):
+        same = [t for t in trials if tuple(t[k] for k in keys) == config]
+        rows.append(
+            {
+                **dict(zip(keys, config, strict=True)),
+                **{f: median([t[f] for t in same]) for f in figures},
+            }
+        )
+    return rows

@@ -2,7 +2,6 @@
 
 import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,6 @@ from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
 
 from services import contract
 from services.api import enqueue_rows, tables
-from tests.conftest import BACKENDS, NewDatabase
 
 # The columns that differ between any two enqueues by construction.
 PER_ROW = {"workflow_uuid", "creator_xid", "created_at", "updated_at"}
@@ -21,18 +19,6 @@ VARIANTS: list[dict[str, Any]] = [
     {"delay_seconds": 3600.0, "attributes": {"team": "billing", "n": 1}},
     {"authenticated_user": "alice", "authenticated_roles": ["operate"], "app_version": None},
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, new_migrated_database: NewDatabase) -> Iterator[Any]:
-    url = sa.make_url(new_migrated_database(request.param))
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = tables.with_schemas(sa.create_engine(url))
-    client = DBOSClient(system_database_engine=engine, dbos_system_schema=tables.DBOS_SCHEMA)
-    yield engine, client
-    client.destroy()
-    engine.dispose()
 
 
 def _options(workflow_id: str, **extra: Any) -> EnqueueOptions:

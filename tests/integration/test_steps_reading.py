@@ -3,29 +3,13 @@
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from dbos import DBOSClient, WorkflowSerializationFormat
 
 from services import contract
-from services.api import tables
 from services.api.steps import StepError, read_steps
-from tests.conftest import BACKENDS, NewDatabase
-
-
-@pytest.fixture(params=BACKENDS)
-def engine(request: pytest.FixtureRequest, new_migrated_database: NewDatabase) -> Iterator[Any]:
-    url = sa.make_url(new_migrated_database(request.param))
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = tables.with_schemas(sa.create_engine(url))
-    client = DBOSClient(system_database_engine=engine, dbos_system_schema=tables.DBOS_SCHEMA)
-    yield engine, client
-    client.destroy()
-    engine.dispose()
 
 
 def _enqueue(client: DBOSClient) -> str:
