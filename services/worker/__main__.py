@@ -6,9 +6,11 @@ import sys
 
 from dbos import DBOS, DBOSClient
 
-from services.contract import APP_NAME, QUEUE_NAME
+from services.contract import APP_NAME
+from services.contract import registry as workflow_registry
 from services.contract.fleet import SCHEMA_VERSION
-from services.worker import database, fleet_schema
+from services.contract.registry import Registry
+from services.worker import database, fleet_schema, serving
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 
@@ -16,7 +18,7 @@ from services.worker.settings import WorkerSettings
 MIGRATION_TIMEOUT_SECONDS = 60.0
 
 
-def migrate(settings: WorkerSettings, app_role: str | None) -> None:
+def migrate(settings: WorkerSettings, registry: Registry, app_role: str | None) -> None:
     """Create or upgrade DBOS's schema and the fleet's table (what a deployment's Job runs)."""
     DBOS.migrate(settings.database_url, application_role=app_role)
     engine = database.create_engine(
@@ -31,23 +33,20 @@ def migrate(settings: WorkerSettings, app_role: str | None) -> None:
             fleet_schema.grant(engine, app_role)
     finally:
         engine.dispose()
-    register_queue(settings)
+    register_queues(settings, registry)
 
 
-def register_queue(settings: WorkerSettings) -> None:
-    """Register the queue as the workers will (they register it again at start).
+def register_queues(settings: WorkerSettings, registry: Registry) -> None:
+    """Register the registry's queues as the workers will (they register theirs again).
 
-    Its load is reported only once it is registered (the load divides by worker_concurrency):
-    a fleet scaled to zero has no worker to register it, and KEDA, reading no load, would
-    never wake one.
+    A queue's load is reported only once it is registered (the load divides by
+    worker_concurrency): a pool scaled to zero has no worker to register it, and KEDA, reading
+    no load, would never wake one.
     """
     client = DBOSClient(system_database_url=settings.database_url, application_name=APP_NAME)
     try:
-        client.register_queue(
-            QUEUE_NAME,
-            worker_concurrency=settings.worker_concurrency,
-            polling_interval_sec=settings.polling_interval_seconds,
-        )
+        for name, spec in sorted(registry.queues.items()):
+            client.register_queue(name, **serving.queue_options(settings, spec))
     finally:
         client.destroy()
 
@@ -82,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = WorkerSettings.from_env()
+        registry = workflow_registry.load()
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     if args.command == "migrate":
-        migrate(settings, args.app_role)
+        migrate(settings, registry, args.app_role)
         logging.getLogger(__name__).info("worker.migrated")
     elif args.command == "set-latest-version":
         try:
@@ -99,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         logging.getLogger(__name__).info("worker.latest_version_set version=%s", args.version)
     else:
-        run(settings)
+        try:
+            queues = serving.served_queues(settings, registry)
+            serving.import_workflows(registry, queues)
+        except ValueError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        run(settings, registry, queues)
     return 0
 
 

@@ -34,6 +34,7 @@ class WorkflowRow:
     recovery_attempts: int
     # The token of the execution that owns the workflow (DBOS's claim writes it).
     owner_xid: str | None
+    queue_name: str | None = None
 
 
 class FleetStore:
@@ -141,10 +142,11 @@ class FleetStore:
             ws.c.started_at_epoch_ms,
             ws.c.recovery_attempts,
             ws.c.owner_xid,
+            ws.c.queue_name,
         ).where(ws.c.workflow_uuid.in_(list(workflow_ids)))
         with self._engine.connect() as conn:
             return {
-                row[0]: WorkflowRow(row[1], row[2], row[3], row[4] or 0, row[5])
+                row[0]: WorkflowRow(row[1], row[2], row[3], row[4] or 0, row[5], row[6])
                 for row in conn.execute(query)
             }
 
@@ -158,9 +160,10 @@ class FleetStore:
             conn.execute(sa.delete(executions).where(executions.c.executor_id == executor_id))
 
     def recover_orphans(
-        self, queue_name: str, executor_id: str, grace_ms: int, max_gap_ms: int
+        self, queue_names: Collection[str], executor_id: str, grace_ms: int, max_gap_ms: int
     ) -> int | Skipped:
-        """Put PENDING work of dead executors back on its queue; the number of workflows.
+        """Put PENDING work of dead executors on these queues back on its queue; the number of
+        workflows.
 
         Same effect as DBOS's own recovery: ENQUEUED, ownership cleared so a superseded execution
         stops at its next checkpoint, recovery attempts kept so a poison workflow still ends in
@@ -201,7 +204,9 @@ class FleetStore:
             )
             recovered = conn.execute(
                 sa.update(ws)
-                .where(ws.c.status == "PENDING", ws.c.queue_name == queue_name, judged_by_me)
+                .where(
+                    ws.c.status == "PENDING", ws.c.queue_name.in_(list(queue_names)), judged_by_me
+                )
                 .values(status="ENQUEUED", owner_xid=None, started_at_epoch_ms=None, updated_at=now)
             ).rowcount
             self._forget_long_gone(conn, now)

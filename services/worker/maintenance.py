@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services import contract
 from services.contract.fleet import CLOCK_SLACK_MS
+from services.contract.registry import Registry
 from services.worker.executions import Executions
 from services.worker.fleet import FleetStore
 from services.worker.retention import Retention
@@ -66,7 +66,12 @@ class Maintenance:
         retention: Retention,
         settings: WorkerSettings,
         executions: Executions,
+        registry: Registry,
     ) -> None:
+        # Every queue and type of the registry, not only those this worker serves: any live
+        # worker can put a dead one's work back on its queue, or delete old history.
+        self._queues = sorted(registry.queues)
+        self._workflow_names = sorted(registry.workflows)
         self._store = store
         self._retention = retention
         self._settings = settings
@@ -189,7 +194,7 @@ class Maintenance:
             logger.debug("fleet.recovery_skipped reason=warming_up")
             return False
         result = self._store.recover_orphans(
-            contract.QUEUE_NAME,
+            self._queues,
             settings.executor_id,
             int(settings.executor_grace_seconds * 1000),
             int(settings.heartbeat_max_gap_seconds * 1000),
@@ -205,7 +210,7 @@ class Maintenance:
     def _retain(self) -> bool:
         settings = self._settings
         deleted = self._retention.delete_finished(
-            contract.WORKFLOW_NAME,
+            self._workflow_names,
             int(settings.retention_seconds * 1000),
             settings.retention_batch_size,
         )

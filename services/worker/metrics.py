@@ -4,17 +4,22 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from dbos import error as dbos_error
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services import contract
 from services.worker.fleet import WorkflowRow
 
 logger = logging.getLogger(__name__)
 
 # Reads one workflow's row (status, timestamps, attempts) from the database.
 RowReader = Callable[[str], WorkflowRow | None]
+
+# The queue label of a workflow started without a queue (a child started directly).
+NO_QUEUE = "none"
+# The queue of the workflow whose code runs in this thread: its steps are timed under it.
+_current_queue: ContextVar[str] = ContextVar("queue", default=NO_QUEUE)
 
 # "superseded": another execution took the workflow over (after recovery); it goes on there.
 OUTCOMES = ("success", "error", "cancelled", "superseded")
@@ -67,15 +72,21 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.row_reader: RowReader | None = None
+
+    def serve(self, queue: str, worker_concurrency: int) -> None:
+        """Report a queue this worker serves: its capacity, and zeros until work ends."""
+        self.capacity.labels(queue).set(worker_concurrency)
+        self.active.labels(queue)
         for outcome in OUTCOMES:
-            self.completed.labels(contract.QUEUE_NAME, outcome)
-            self.duration.labels(contract.QUEUE_NAME, outcome)
+            self.completed.labels(queue, outcome)
+            self.duration.labels(queue, outcome)
 
     @contextmanager
     def workflow(self, workflow_id: str | None, row: WorkflowRow | None) -> Iterator[None]:
         """Count and time one execution; `row` is its workflow's row as read at its start."""
-        queue = contract.QUEUE_NAME
-        self._observe_queue_wait(row)
+        queue = row.queue_name if row is not None and row.queue_name else NO_QUEUE
+        self._observe_queue_wait(queue, row)
+        token = _current_queue.set(queue)
         started = time.monotonic()
         self.active.labels(queue).inc()
         outcome = "error"
@@ -86,6 +97,7 @@ class WorkerMetrics:
             outcome = self._outcome_of(exc, workflow_id)
             raise
         finally:
+            _current_queue.reset(token)
             self.active.labels(queue).dec()
             self.completed.labels(queue, outcome).inc()
             self.duration.labels(queue, outcome).observe(time.monotonic() - started)
@@ -96,7 +108,8 @@ class WorkerMetrics:
         try:
             yield
         finally:
-            self.step_duration.labels(contract.QUEUE_NAME).observe(time.monotonic() - started)
+            queue = _current_queue.get()
+            self.step_duration.labels(queue).observe(time.monotonic() - started)
 
     def _read(self, workflow_id: str | None) -> WorkflowRow | None:
         if self.row_reader is None or workflow_id is None:
@@ -107,11 +120,11 @@ class WorkerMetrics:
             logger.debug("metrics.row_unavailable error=%s", type(exc).__name__)
             return None
 
-    def _observe_queue_wait(self, row: WorkflowRow | None) -> None:
+    def _observe_queue_wait(self, queue: str, row: WorkflowRow | None) -> None:
         # Only a first start measures the queue's wait; a recovered run restarts much later.
         if row is not None and row.started_at_ms is not None and row.recovery_attempts <= 1:
             wait_seconds = max(0.0, (row.started_at_ms - row.created_at_ms) / 1000)
-            self.queue_wait.labels(contract.QUEUE_NAME).observe(wait_seconds)
+            self.queue_wait.labels(queue).observe(wait_seconds)
 
     def _outcome_of(self, exc: BaseException, workflow_id: str | None) -> str:
         if isinstance(exc, dbos_error.DBOSWorkflowCancelledError):

@@ -1,5 +1,7 @@
 """Retention: finished workflows past their age are deleted, with everything they own."""
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
 
 from services.contract import fleet as rules
@@ -18,18 +20,19 @@ class Retention:
         self._dialect = engine.dialect.name
 
     def delete_finished(
-        self, workflow_name: str, older_than_ms: int, batch_size: int
+        self, workflow_names: Collection[str], older_than_ms: int, batch_size: int
     ) -> int | None:
         """Delete one batch of finished workflows older than the age, with everything they own.
 
-        By workflow name, not queue: DBOS clears the queue of cancelled and dead-lettered rows.
+        By workflow name (the registry's types), not queue: DBOS clears the queue of cancelled
+        and dead-lettered rows.
         The DELETE checks status and age again, so a row resumed since it was picked stays.
         None when another worker is at it.
         """
         ws = workflow_status
         cutoff = rules.clock_ms(self._dialect) - older_than_ms
         old_and_finished = (
-            ws.c.name == workflow_name,
+            ws.c.name.in_(list(workflow_names)),
             ws.c.status.in_(FINISHED_STATUSES),
             ws.c.created_at < cutoff,
             sa.func.coalesce(ws.c.completed_at, ws.c.updated_at) < cutoff,

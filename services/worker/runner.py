@@ -1,4 +1,4 @@
-"""Worker lifecycle: join the fleet, launch DBOS, register the queue, wait, drain, exit."""
+"""Worker lifecycle: join the fleet, launch DBOS, register its queues, wait, drain, exit."""
 
 import logging
 import os
@@ -11,7 +11,8 @@ from types import FrameType
 from dbos import DBOS, DBOSConfig
 
 from services import contract
-from services.worker import database, fleet_schema, workflows  # noqa: F401  (registers workflows)
+from services.contract.registry import Registry
+from services.worker import database, fleet_schema, serving
 from services.worker.executions import EXECUTIONS
 from services.worker.fleet import FleetStore
 from services.worker.maintenance import Maintenance
@@ -58,8 +59,9 @@ class StopSignal:
         self.event.set()
 
 
-def run(settings: WorkerSettings) -> None:
-    """Run until a stop signal, drain, and end the process (see drain() for why it must)."""
+def run(settings: WorkerSettings, registry: Registry, queues: list[str]) -> None:
+    """Serve `queues` until a stop signal, drain, and end the process (see drain() for why it
+    must). Their workflows' modules are imported already (services.worker.serving)."""
     stop = StopSignal()
     stop.install()
     readiness = Readiness()
@@ -70,7 +72,7 @@ def run(settings: WorkerSettings) -> None:
     if settings.run_migrations:
         DBOS.migrate(settings.database_url)  # creates the database too, if it is missing
     store, retention = _fleet(settings)
-    maintenance = Maintenance(store, retention, settings, EXECUTIONS)
+    maintenance = Maintenance(store, retention, settings, EXECUTIONS, registry)
     EXECUTIONS.on_lost = maintenance.nudge
     readiness.database_reachable = maintenance.healthy
     # Join the fleet before DBOS launches: its queue thread may claim work at once (queues are
@@ -78,23 +80,24 @@ def run(settings: WorkerSettings) -> None:
     maintenance.register()
     maintenance.start()
     METRICS.row_reader = EXECUTIONS.read_row = RowReads(store.workflow_rows).read
-    METRICS.capacity.labels(contract.QUEUE_NAME).set(settings.worker_concurrency)
+    options = {name: serving.queue_options(settings, registry.queues[name]) for name in queues}
+    for name in queues:
+        METRICS.serve(name, options[name]["worker_concurrency"])
     DBOS(config=dbos_config(settings))
+    # Only these queues: without it DBOS dequeues from every queue in the database, including
+    # other pools' queues, whose code this image may not have.
+    DBOS.listen_queues(queues)
     try:
         DBOS.launch()
-        # Always bounded: without worker_concurrency one worker claims the whole queue.
-        DBOS.register_queue(
-            contract.QUEUE_NAME,
-            worker_concurrency=settings.worker_concurrency,
-            polling_interval_sec=settings.polling_interval_seconds,
-        )
+        for name in queues:
+            # Always bounded: without worker_concurrency one worker claims the whole queue.
+            DBOS.register_queue(name, **options[name])
         readiness.launched.set()
         logger.info(
-            "worker.ready executor_id=%s application_version=%s queue=%s worker_concurrency=%d",
+            "worker.ready executor_id=%s application_version=%s queues=%s",
             settings.executor_id,
             settings.application_version,
-            contract.QUEUE_NAME,
-            settings.worker_concurrency,
+            ",".join(queues),
         )
         stop.event.wait()
     finally:

@@ -33,9 +33,14 @@ class WorkerSettings(BaseModel):
     application_version: str = Field(
         contract.APP_VERSION, alias=contract.ENV_APP_VERSION, min_length=1
     )
-    worker_concurrency: int = Field(10, alias="WORKER_CONCURRENCY", ge=1, le=1000)
-    polling_interval_seconds: float = Field(
-        1.0, alias="WORKER_POLLING_INTERVAL_SECONDS", ge=0.01, le=60
+    # The queues this worker serves (a pool), comma-separated; unset: every queue of the
+    # registry (services.contract.registry).
+    queues: str | None = Field(None, alias="WORKER_QUEUES", pattern=r"^[A-Za-z0-9._,\s-]+$")
+    # Set, these replace the registry's worker_concurrency and polling interval of every queue
+    # this worker serves (a pool's own sizing).
+    worker_concurrency: int | None = Field(None, alias="WORKER_CONCURRENCY", ge=1, le=1000)
+    polling_interval_seconds: float | None = Field(
+        None, alias="WORKER_POLLING_INTERVAL_SECONDS", ge=0.01, le=60
     )
     drain_timeout_seconds: int = Field(20, alias="WORKER_DRAIN_TIMEOUT_SECONDS", ge=0, le=3600)
     db_pool_size: int = Field(4, alias="WORKER_DB_POOL_SIZE", ge=1, le=200)

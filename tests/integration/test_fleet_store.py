@@ -143,15 +143,15 @@ def test_recovery_judges_others_only_while_its_own_heartbeats_are_unbroken(
     _age(store, "dead", 60_000)
 
     # Just joined: its own health is younger than the grace period.
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == "unhealthy"
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, MAX_GAP_MS) == "unhealthy"
     # Healthy for long enough, but its own last heartbeat is older than the allowed gap, as
     # when its query sat behind a stalled database.
     _age(store, "reaper", 5_000, healthy_too=True)
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == "unhealthy"
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, MAX_GAP_MS) == "unhealthy"
     assert _status(store, "orphan") == "PENDING"
 
     store.heartbeat("reaper", MAX_GAP_MS, _nothing)  # unbroken again, but only from now
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == "unhealthy"
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, MAX_GAP_MS) == "unhealthy"
     _age(store, "reaper", 0, healthy_too=False)
     with store.engine.begin() as conn:  # as if it had been beating for the grace period
         conn.execute(
@@ -159,7 +159,7 @@ def test_recovery_judges_others_only_while_its_own_heartbeats_are_unbroken(
             .where(heartbeats.c.executor_id == "reaper")
             .values(healthy_since=heartbeats.c.heartbeat_at - 2 * GRACE_MS)
         )
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == 1
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, MAX_GAP_MS) == 1
     assert _status(store, "orphan") == "ENQUEUED"
 
 
@@ -176,7 +176,7 @@ def test_recovery_takes_the_dead_workers_work_and_only_that(store: FleetStore) -
     _pending(store, "of-the-living", "live")
     _pending(store, "of-the-reaper", "reaper")
 
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == 1
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, MAX_GAP_MS) == 1
 
     assert _status(store, "of-the-dead") == "ENQUEUED"
     assert _status(store, "of-the-living") == "PENDING"
@@ -202,7 +202,7 @@ def test_long_gone_executors_are_forgotten_despite_work_without_an_owner(
         )
     _pending(store, "ownerless", None, "other-queue")  # a PENDING row with a NULL executor
 
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, MAX_GAP_MS) == 0
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, MAX_GAP_MS) == 0
 
     assert _row(store, "gone") is None
     assert _row(store, "reaper") is not None
@@ -217,8 +217,8 @@ def test_retention_does_not_wait_for_recovery(new_migrated_database: NewDatabase
         with engines[2].connect() as holder:
             # Another worker in the middle of a recovery round.
             holder.execute(sa.select(sa.func.pg_advisory_lock(0x7177_0002)))
-            assert Retention(engines[1]).delete_finished("workflow", 1000, 10) == 0
-            assert store.recover_orphans("q", "me", GRACE_MS, MAX_GAP_MS) == "locked"
+            assert Retention(engines[1]).delete_finished(["workflow"], 1000, 10) == 0
+            assert store.recover_orphans(["q"], "me", GRACE_MS, MAX_GAP_MS) == "locked"
             holder.execute(sa.select(sa.func.pg_advisory_unlock(0x7177_0002)))
     finally:
         for engine in engines:
@@ -284,7 +284,7 @@ def test_recovery_judges_by_recorded_heartbeats_not_by_when_its_statement_runs(
     _age(store, "busy", 20_000)
 
     # (Its own freshness is waived here, to reach the rule itself.)
-    assert store.recover_orphans("workflow-queue", "reaper", GRACE_MS, 60_000) == 0
+    assert store.recover_orphans(["workflow-queue"], "reaper", GRACE_MS, 60_000) == 0
     assert _status(store, "running") == "PENDING"
 
 

@@ -14,7 +14,10 @@ def test_worker_defaults() -> None:
     assert settings.database_url == contract.DEFAULT_DATABASE_URL
     assert settings.application_version == contract.APP_VERSION
     assert settings.executor_id not in ("", "local")
-    assert settings.worker_concurrency >= 1
+    # Unset, each queue takes its concurrency and polling interval from the registry.
+    assert settings.worker_concurrency is None
+    assert settings.polling_interval_seconds is None
+    assert settings.queues is None
 
 
 def test_worker_reads_dbos_variables() -> None:

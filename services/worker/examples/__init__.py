@@ -1,0 +1,1 @@
+"""Example workflows beside the demo: modules a registry entry names."""
