@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from services.api.settings import ApiSettings
+from services.contract import registry
 
 
 def _share_metrics_between_processes() -> None:
@@ -25,6 +26,9 @@ def _share_metrics_between_processes() -> None:
 def main() -> int:
     try:
         settings = ApiSettings.from_env()
+        # Checked here too, so a wrong registry stops the process with its reason at once
+        # (each uvicorn process loads it again in create_app).
+        registry.load()
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -25,6 +25,8 @@ from services.api.routes import routes
 from services.api.settings import ApiSettings
 from services.api.store import Store
 from services.api.workflows import Workflows
+from services.contract import registry as workflow_registry
+from services.contract.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +39,13 @@ class State(TypedDict):
     fleet: Fleet
     workflows: Workflows
     metrics: Metrics
+    registry: Registry
 
 
-def create_app(settings: ApiSettings) -> Starlette:
+def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starlette:
+    """The application; RegistryError here when the registry (WORKFLOW_REGISTRY) is wrong."""
     metrics = Metrics()
+    types = registry if registry is not None else workflow_registry.load()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -61,7 +66,7 @@ def create_app(settings: ApiSettings) -> Starlette:
             )
         )
         threads = DatabaseThreads(settings.db_pool_size, settings.db_pool_timeout_seconds)
-        workflows = Workflows(client, store, threads, settings.application_version, grace_ms)
+        workflows = Workflows(client, store, threads, settings.application_version, grace_ms, types)
         logger.info("api.started database=%s", engine.dialect.name)
         try:
             yield {
@@ -71,6 +76,7 @@ def create_app(settings: ApiSettings) -> Starlette:
                 "fleet": fleet,
                 "workflows": workflows,
                 "metrics": metrics,
+                "registry": types,
             }
         finally:
             metrics.detach()

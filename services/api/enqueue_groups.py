@@ -17,7 +17,8 @@ from dbos import EnqueueOptions
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_rows import Written
 
-Item = tuple[EnqueueOptions, list[Any]]
+# A workflow's enqueue options and its keyword arguments.
+Item = tuple[EnqueueOptions, dict[str, Any]]
 WriteMany = Callable[[Sequence[Item]], list[Written]]
 
 

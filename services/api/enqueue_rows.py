@@ -59,9 +59,12 @@ class Written:
 
 
 def write(
-    conn: sa.Connection, client: DBOSClient, batch: Sequence[tuple[EnqueueOptions, list[Any]]]
+    conn: sa.Connection,
+    client: DBOSClient,
+    batch: Sequence[tuple[EnqueueOptions, dict[str, Any]]],
 ) -> list[Written]:
-    """Insert the batch's workflows in the caller's transaction, in order.
+    """Insert the batch's workflows (options, keyword arguments) in the caller's transaction,
+    in order.
 
     A workflow without an id in its options gets a new random one (as DBOS gives it), so it
     cannot exist yet: those rows go in with plain inserts. Rows with an id given go in with ON
@@ -73,12 +76,12 @@ def write(
     rows: list[dict[str, Any]] = []
     inputs: list[str | None] = []
     named: list[bool] = []
-    for index, (options, args) in enumerate(batch):
+    for index, (options, kwargs) in enumerate(batch):
         has_id = options.get("workflow_id") is not None
         if not has_id:
             options = {**options, "workflow_id": new_ids[2 * index]}
         # DBOSClient's own builder: DBOS's, plus the client's application name as fallback.
-        workflow_id, status = client._build_enqueue_status(options, *args)
+        workflow_id, status = client._build_enqueue_status(options, **kwargs)
         row = {column: status.get(column) for column in STATUS_COLUMNS}
         row["workflow_uuid"] = workflow_id
         row["application_version"] = status["app_version"]

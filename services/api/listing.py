@@ -20,8 +20,11 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class WorkflowRecord:
     workflow_id: str
+    # The workflow type (DBOS's workflow name).
+    workflow: str | None
     status: str
     queue_name: str | None
+    partition_key: str | None
     executor_id: str | None
     application_version: str | None
     priority: int
@@ -73,26 +76,36 @@ def plan_pages_without_sorting(conn: sa.Connection) -> None:
         conn.execute(sa.text("SET LOCAL enable_sort = off"))
 
 
-def page_query(limit: int, after: PageKey | None, status: str | None) -> sa.Select[Any]:
+@dataclass(frozen=True)
+class PageFilter:
+    """What a page lists: workflows of this status, type and queue (None: any)."""
+
+    status: str | None = None
+    workflow: str | None = None
+    queue: str | None = None
+
+
+def page_query(limit: int, after: PageKey | None, only: PageFilter) -> sa.Select[Any]:
     """One page of the listing, newest first, `limit` rows after `after` (values bound)."""
-    statement, values = page_statement(limit, after, status)
+    statement, values = page_statement(limit, after, only)
     return statement.params(values)
 
 
 def page_statement(
-    limit: int, after: PageKey | None, status: str | None
+    limit: int, after: PageKey | None, only: PageFilter
 ) -> tuple[sa.Select[Any], dict[str, Any]]:
     """The statement of one page (built once per shape) and the values for it."""
     values: dict[str, Any] = {"limit": limit}
     if after is not None:
         values |= {"after_created_at": after.created_at_ms, "after_id": after.workflow_id}
-    if status is not None:
-        values["status"] = status
-    return _page_statement(after is not None, status is not None), values
+    filters = {"status": only.status, "name": only.workflow, "queue_name": only.queue}
+    values |= {column: value for column, value in filters.items() if value is not None}
+    shape = tuple(column for column, value in filters.items() if value is not None)
+    return _page_statement(after is not None, shape), values
 
 
 @cache
-def _page_statement(paged: bool, filtered: bool) -> sa.Select[Any]:
+def _page_statement(paged: bool, filtered: tuple[str, ...]) -> sa.Select[Any]:
     """The listing's statement of one shape, built once (building one took a millisecond).
 
     The page's rows are chosen first, in a subquery of their own, and only those rows are joined
@@ -102,8 +115,8 @@ def _page_statement(paged: bool, filtered: bool) -> sa.Select[Any]:
     """
     ws = workflow_status
     page = sa.select(*_status_columns(ws))
-    if filtered:
-        page = page.where(ws.c.status == sa.bindparam("status", type_=sa.Text))
+    for column in filtered:
+        page = page.where(ws.c[column] == sa.bindparam(column, type_=sa.Text))
     if paged:
         page = page.where(
             sa.tuple_(ws.c.created_at, ws.c.workflow_uuid)
@@ -123,8 +136,10 @@ def _page_statement(paged: bool, filtered: bool) -> sa.Select[Any]:
 def _status_columns(ws: sa.FromClause) -> list[sa.ColumnElement[Any]]:
     names = (
         "workflow_uuid",
+        "name",
         "status",
         "queue_name",
+        "queue_partition_key",
         "executor_id",
         "application_version",
         "priority",
@@ -165,14 +180,19 @@ _RECORDS_BY_ID: Final = _records_query().where(
 def record(row: sa.Row[Any]) -> WorkflowRecord:
     inputs = _portable(row.inputs, row.serialization)
     progress = _portable(row.progress, row.progress_serialization)
-    steps_completed, num_steps = 0, _num_steps_from_inputs(inputs)
+    # Before its first progress event the demo's length is in its input; other types say
+    # nothing of theirs until they publish progress.
+    steps_completed = 0
+    num_steps = _num_steps_from_inputs(inputs) if row.name == contract.WORKFLOW_NAME else None
     if isinstance(progress, dict):
         steps_completed = _int_or(progress.get("steps_completed"), 0)
         num_steps = _int_or(progress.get("num_steps"), num_steps)
     return WorkflowRecord(
         workflow_id=row.workflow_uuid,
+        workflow=row.name,
         status=row.status,
         queue_name=row.queue_name,
+        partition_key=row.queue_partition_key,
         executor_id=row.executor_id,
         application_version=row.application_version,
         priority=row.priority,

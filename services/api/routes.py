@@ -13,10 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.api import progress_page, request_body, schemas, views
+from services.api import enqueue_input, progress_page, request_body, schemas, views
 from services.api.database_work import bounded, database_work
+from services.api.enqueue_input import Enqueue, EnqueueRequest, InvalidEnqueue
 from services.api.fleet import Fleet
-from services.api.listing import PageKey
+from services.api.listing import PageFilter, PageKey
 from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
 from services.api.problems import Problem
@@ -24,6 +25,7 @@ from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
 from services.api.store import Store
 from services.api.workflows import BatchConflict, Workflows
+from services.contract.registry import Registry
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
@@ -42,21 +44,30 @@ def _workflows(request: Request) -> Workflows:
     return workflows
 
 
+def _registry(request: Request) -> Registry:
+    registry: Registry = request.state.registry
+    return registry
+
+
+def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueue:
+    try:
+        return enqueue_input.resolve(body, _registry(request), prefix)
+    except InvalidEnqueue as exc:
+        raise request_body.unprocessable(exc.errors) from None
+
+
 async def enqueue_workflow(request: Request) -> Response:
     body = await request_body.read_json_body(request)
-    enqueue_request = (
-        request_body.parse_json(body, schemas.EnqueueRequest)
-        if body.strip()
-        else schemas.EnqueueRequest()
+    enqueue = _resolve(
+        request,
+        request_body.parse_json(body, EnqueueRequest) if body.strip() else EnqueueRequest(),
     )
     key = request.headers.get("idempotency-key")
     try:
         keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    workflow_id, replayed = await bounded(
-        request, _workflows(request).enqueue(enqueue_request, keyed_id)
-    )
+    workflow_id, replayed = await bounded(request, _workflows(request).enqueue(enqueue, keyed_id))
     location = _workflow_path(request, workflow_id)
     headers = {"Location": location}
     if replayed:
@@ -69,28 +80,25 @@ async def enqueue_workflow(request: Request) -> Response:
 async def enqueue_batch(request: Request) -> Response:
     batch = request_body.parse_json(
         await request_body.read_json_body(request, schemas.MAX_BATCH_BODY_BYTES),
-        schemas.BatchRequest,
+        enqueue_input.BatchRequest,
     )
-    if (repeated := batch.repeated_key()) is not None:
-        first, again = repeated
-        field = f"workflows.{again}.idempotency_key"
-        raise request_body.unprocessable(
-            [{"field": field, "message": f"repeats workflows.{first}'s key"}]
-        )
-    items = [
-        (item, None if key is None else schemas.idempotency_workflow_id(key))
-        for item in batch.workflows
-        for key in [item.idempotency_key]
-    ]
+    errors: list[dict[str, str]] = []
+    items: list[tuple[Enqueue, str | None]] = []
+    for index, item in enumerate(batch.workflows):
+        try:
+            enqueue = enqueue_input.resolve(item, _registry(request), f"workflows.{index}.")
+        except InvalidEnqueue as exc:
+            errors.extend(exc.errors)
+            continue
+        key = item.idempotency_key
+        items.append((enqueue, None if key is None else schemas.idempotency_workflow_id(key)))
+    errors.extend(enqueue_input.repeated_in_batch(batch.workflows, [e for e, _ in items]))
+    if errors:
+        raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
     try:
         enqueued = await database_work(request, _workflows(request).enqueue_batch, items)
     except BatchConflict as exc:
-        raise Problem(
-            409,
-            "Conflict",
-            f"workflows.{exc.index}.idempotency_key was already used for a different request; "
-            "nothing was enqueued",
-        ) from None
+        raise Problem(409, "Conflict", str(exc)) from None
     return JSONResponse(
         {
             "workflows": [
@@ -106,6 +114,10 @@ async def enqueue_batch(request: Request) -> Response:
     )
 
 
+async def list_workflow_types(request: Request) -> Response:
+    return JSONResponse(views.registry_json(_registry(request)))
+
+
 def _workflow_path(request: Request, workflow_id: str) -> str:
     """Where a workflow is read (the URL path of get_workflow, under the app's root path)."""
     if not URL_SAFE.fullmatch(workflow_id):
@@ -117,11 +129,19 @@ async def list_workflows(request: Request) -> Response:
     params = request.query_params
     try:
         limit = schemas.parse_limit(schemas.single_value("limit", params.getlist("limit")))
-        status = schemas.parse_status(schemas.single_value("status", params.getlist("status")))
+        only = PageFilter(
+            status=schemas.parse_status(schemas.single_value("status", params.getlist("status"))),
+            workflow=schemas.parse_name(
+                "workflow", schemas.single_value("workflow", params.getlist("workflow"))
+            ),
+            queue=schemas.parse_name(
+                "queue", schemas.single_value("queue", params.getlist("queue"))
+            ),
+        )
         after = schemas.decode_cursor(schemas.single_value("cursor", params.getlist("cursor")))
     except InvalidInput as exc:
         raise _bad_request(exc) from None
-    records = await database_work(request, _workflows(request).list_page, limit, after, status)
+    records = await database_work(request, _workflows(request).list_page, limit, after, only)
     next_cursor = None
     if len(records) == limit:
         last = records[-1]
@@ -228,6 +248,7 @@ routes = [
     _route("/workflows", {"GET": list_workflows, "POST": enqueue_workflow}, name="workflows"),
     _route("/workflows:batch", {"POST": enqueue_batch}),
     _route("/workflows/{workflow_id}", {"GET": get_workflow}),
+    _route("/workflow-types", {"GET": list_workflow_types}),
     _route("/workflows/{workflow_id}/steps", {"GET": list_steps}),
     _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}),
     _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}),

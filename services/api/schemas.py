@@ -1,24 +1,21 @@
-"""Request and response shapes of the HTTP API, and the validation that guards the database."""
+"""Validation of what requests carry besides enqueue bodies (services.api.enqueue_input):
+idempotency keys, workflow ids, query parameters and cursors."""
 
 import base64
 import binascii
 import json
 import re
 import uuid
-from typing import Annotated, Any, Final
+from typing import Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-
-from services import contract
-from services.api.listing import PageKey, WorkflowRecord
+from services.api.listing import PageKey
+from services.contract.registry import NAME_PATTERN
 
 MAX_BODY_BYTES: Final = 16 * 1024
-MAX_BATCH_SIZE: Final = 1000
 MAX_BATCH_BODY_BYTES: Final = 1024 * 1024
 DEFAULT_PAGE_LIMIT: Final = 50
 MAX_PAGE_LIMIT: Final = 500
 MAX_IDEMPOTENCY_KEY_LENGTH: Final = 255
-MAX_PRIORITY: Final = 2**31 - 1  # DBOS's bound; 1 runs first
 MAX_WORKFLOW_ID_LENGTH: Final = 255
 # Control characters (PostgreSQL text cannot hold NUL) and lone surrogates (not encodable).
 FORBIDDEN_IN_WORKFLOW_ID: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -46,69 +43,6 @@ class InvalidInput(ValueError):
     """Input that must be rejected before it reaches the database; the message says why."""
 
 
-def _integral_float_to_int(value: Any) -> Any:
-    """5.0 is the integer 5, as JSON Schema's integer says; 2.5, NaN and infinities are not."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-# On a strict int (no strings, no booleans), after its bounds: placed before them, pydantic
-# would write the bounds into the JSON schema as "ge"/"le" instead of "minimum"/"maximum".
-INTEGRAL_FLOAT_AS_INT: Final = BeforeValidator(_integral_float_to_int)
-
-
-class EnqueueRequest(BaseModel):
-    """Body of POST /workflows. Every field is optional; an empty body takes the defaults."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    num_steps: Annotated[int, Field(ge=1, le=contract.MAX_NUM_STEPS), INTEGRAL_FLOAT_AS_INT] = (
-        contract.DEFAULT_NUM_STEPS
-    )
-    step_seconds: float = Field(
-        contract.DEFAULT_STEP_SECONDS, ge=0, le=contract.MAX_STEP_SECONDS, allow_inf_nan=False
-    )
-    priority: Annotated[int, Field(ge=1, le=MAX_PRIORITY), INTEGRAL_FLOAT_AS_INT] | None = Field(
-        None, description="Lower runs first; unset runs before any set."
-    )
-
-    def workflow_args(self) -> list[Any]:
-        """Positional arguments of the worker's workflow, as stored (portable JSON)."""
-        return [self.num_steps, self.step_seconds]
-
-
-class BatchItem(EnqueueRequest):
-    """One workflow of POST /workflows:batch: an enqueue request and its own idempotency key."""
-
-    idempotency_key: str | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
-        pattern="^[!-~]+$",
-        description="As the Idempotency-Key header of POST /workflows, for this item alone.",
-    )
-
-
-class BatchRequest(BaseModel):
-    """Body of POST /workflows:batch."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-    workflows: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
-
-    def repeated_key(self) -> tuple[int, int] | None:
-        """The first item whose idempotency key an earlier item has, with that earlier item."""
-        seen: dict[str, int] = {}
-        for index, item in enumerate(self.workflows):
-            if item.idempotency_key is None:
-                continue
-            if item.idempotency_key in seen:
-                return seen[item.idempotency_key], index
-            seen[item.idempotency_key] = index
-        return None
-
-
 def idempotency_workflow_id(key: str) -> str:
     """The workflow id an Idempotency-Key stands for; InvalidInput if the key is malformed."""
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
@@ -118,15 +52,6 @@ def idempotency_workflow_id(key: str) -> str:
     if not all(33 <= ord(ch) <= 126 for ch in key):
         raise InvalidInput("Idempotency-Key must be printable ASCII without spaces")
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, key))
-
-
-def same_request(record: WorkflowRecord, request: EnqueueRequest) -> bool:
-    """Whether a stored workflow was enqueued from this request (for idempotent retries).
-
-    Numbers compare by value: a retry with {"num_steps": 5.0} matches {"num_steps": 5}.
-    """
-    args = record.inputs.get("positionalArgs") if isinstance(record.inputs, dict) else None
-    return args == request.workflow_args() and record.priority == (request.priority or 0)
 
 
 def is_workflow_id(value: str) -> bool:
@@ -169,6 +94,18 @@ def parse_status(raw: str | None) -> str | None:
     if not raw.isascii() or raw.upper() not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}")
     return raw.upper()
+
+
+def parse_name(name: str, raw: str | None) -> str | None:
+    """A workflow type or queue name to filter by; InvalidInput if it cannot be one."""
+    if raw is None:
+        return None
+    if not re.fullmatch(NAME_PATTERN, raw):
+        raise InvalidInput(
+            f"{name} must be a name of 1 to 100 letters, digits, '.', '_' or '-' "
+            "(see GET /workflow-types)"
+        )
+    return raw
 
 
 def encode_cursor(key: PageKey) -> str:

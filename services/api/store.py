@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from services.api.listing import (
     PLANNED_WITHOUT_SORTS,
+    PageFilter,
     PageKey,
     WorkflowRecord,
     page_statement,
@@ -36,11 +37,13 @@ class Store:
             conn.execute(sa.select(executions.c.workflow_id).limit(1)).all()
 
     def list_page(
-        self, limit: int, after: PageKey | None, status: str | None
+        self, limit: int, after: PageKey | None, only: PageFilter | None = None
     ) -> list[WorkflowRecord]:
         """Newest first; `limit` rows after `after`, with progress, in one query."""
-        query, values = page_statement(limit, after, status)
-        if status not in PLANNED_WITHOUT_SORTS:
+        only = only or PageFilter()
+        query, values = page_statement(limit, after, only)
+        by_status_alone = only.workflow is None and only.queue is None
+        if not (by_status_alone and only.status in PLANNED_WITHOUT_SORTS):
             with self._single_reads() as conn:
                 return [record(row) for row in conn.execute(query, values)]
         with self._engine.connect() as conn:
@@ -56,6 +59,19 @@ class Store:
         if conn.dialect.name == "postgresql":
             conn.execution_options(isolation_level="AUTOCOMMIT")
         return conn
+
+    def deduplication_holder(self, queue_name: str, deduplication_id: str | None) -> str | None:
+        """The workflow holding a deduplication id on a queue (queued or running), if any."""
+        if deduplication_id is None:
+            return None
+        ws = workflow_status
+        with self._engine.connect() as conn:
+            holder: str | None = conn.execute(
+                sa.select(ws.c.workflow_uuid).where(
+                    ws.c.queue_name == queue_name, ws.c.deduplication_id == deduplication_id
+                )
+            ).scalar_one_or_none()
+        return holder
 
     def requeue(
         self, workflow_id: str, queue_name: str, statuses: Collection[str], grace_ms: int

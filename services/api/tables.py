@@ -29,6 +29,7 @@ workflow_status = sa.Table(
     sa.Column("recovery_attempts", sa.BigInteger),
     sa.Column("workflow_deadline_epoch_ms", sa.BigInteger),
     sa.Column("deduplication_id", sa.Text),
+    sa.Column("queue_partition_key", sa.Text),
     sa.Column("delay_until_epoch_ms", sa.BigInteger),
 )
 queues = sa.Table(

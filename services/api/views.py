@@ -6,13 +6,16 @@ from typing import Any
 from services.api.fleet import FleetSnapshot
 from services.api.listing import WorkflowRecord
 from services.api.steps import StepRecord
+from services.contract.registry import Registry
 
 
 def workflow_json(record: WorkflowRecord) -> dict[str, Any]:
     return {
         "workflow_id": record.workflow_id,
+        "workflow": record.workflow,
         "status": record.status,
         "queue": record.queue_name,
+        "partition_key": record.partition_key,
         "priority": record.priority,
         "created_at": _iso(record.created_at_ms),
         "updated_at": _iso(record.updated_at_ms),
@@ -66,6 +69,32 @@ def fleet_json(snapshot: FleetSnapshot, grace_seconds: float) -> dict[str, Any]:
         "stranded_workflows": [
             {"queue": q, "application_version": v, "workflows": n}
             for q, v, n in snapshot.stranded or []
+        ],
+    }
+
+
+def registry_json(registry: Registry) -> dict[str, Any]:
+    return {
+        "default_workflow": registry.default_workflow,
+        "workflow_types": [
+            {
+                "name": name,
+                "description": workflow.description,
+                "queue": workflow.queue,
+                "partitioned": registry.queues[workflow.queue].partitioned,
+                "input_schema": workflow.input_schema,
+                "defaults": workflow.defaults.model_dump(),
+            }
+            for name, workflow in sorted(registry.workflows.items())
+        ],
+        "queues": [
+            {
+                "name": name,
+                "description": queue.description,
+                "partitioned": queue.partitioned,
+                **queue.model_dump(exclude={"description"}),
+            }
+            for name, queue in sorted(registry.queues.items())
         ],
     }
 

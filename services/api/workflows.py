@@ -1,18 +1,20 @@
-"""What the API does with workflows, over the DBOSClient (writes) and the Store (reads)."""
+"""What the API does with workflows: enqueues (DBOS's rows, written in bulk), reads (the
+Store), cancel and resume."""
 
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
 
-from services import contract
 from services.api import enqueue_rows
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
-from services.api.listing import PageKey, WorkflowRecord, records
-from services.api.schemas import EnqueueRequest, same_request
+from services.api.enqueue_input import Enqueue, same_request
+from services.api.listing import PageFilter, PageKey, WorkflowRecord, records
 from services.api.steps import StepRecord
 from services.api.store import Store
+from services.contract.registry import Registry
 
 # Workflows of concurrent requests written in one transaction, at most, and such transactions
 # in flight at once.
@@ -28,10 +30,11 @@ class WorkflowNotFound(LookupError):
 
 
 class BatchConflict(Exception):
-    """An item of a batch reuses an idempotency key of another request; nothing was enqueued."""
+    """An item of a batch reuses an idempotency key of another request, or a deduplication id
+    a queued or running workflow holds; nothing was enqueued. The message says which."""
 
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
         self.index = index
 
 
@@ -52,8 +55,10 @@ class Workflows:
         threads: DatabaseThreads,
         application_version: str,
         grace_ms: int,
+        registry: Registry,
     ) -> None:
         self._client = client
+        self._registry = registry
         self._store = store
         self._application_version = application_version
         self._grace_ms = grace_ms
@@ -62,66 +67,104 @@ class Workflows:
             threads, self._enqueue_many, MAX_ENQUEUE_GROUP, ENQUEUE_WRITERS
         )
 
-    def _options(self, request: EnqueueRequest, workflow_id: str | None) -> EnqueueOptions:
+    def _options(self, enqueue: Enqueue, workflow_id: str | None) -> EnqueueOptions:
         options: EnqueueOptions = {
-            "queue_name": contract.QUEUE_NAME,
-            "workflow_name": contract.WORKFLOW_NAME,
+            "queue_name": enqueue.queue,
+            "workflow_name": enqueue.workflow,
             # Pinned, so only workers of this version take it (see README: versions).
             "app_version": self._application_version,
             "serialization_type": WorkflowSerializationFormat.PORTABLE,
         }
-        if request.priority is not None:
-            options["priority"] = request.priority
+        if enqueue.priority is not None:
+            options["priority"] = enqueue.priority
+        if enqueue.delay_seconds is not None:
+            options["delay_seconds"] = enqueue.delay_seconds
+        if enqueue.timeout_seconds is not None:
+            options["workflow_timeout"] = enqueue.timeout_seconds
+        if enqueue.partition_key is not None:
+            options["queue_partition_key"] = enqueue.partition_key
+        if enqueue.deduplication_id is not None:
+            options["deduplication_id"] = enqueue.deduplication_id
         if workflow_id is not None:
             options["workflow_id"] = workflow_id
         return options
 
-    async def enqueue(self, request: EnqueueRequest, workflow_id: str | None) -> tuple[str, bool]:
+    async def enqueue(self, enqueue: Enqueue, workflow_id: str | None) -> tuple[str, bool]:
         """Enqueue one workflow; returns its id and whether an earlier request already made it.
 
-        Committed together with the enqueues of concurrent requests (one transaction for all).
+        Committed together with the enqueues of concurrent requests (one transaction for all),
+        but for one with a deduplication id: its collision would fail the others' transaction,
+        so it goes alone.
         """
-        options = self._options(request, workflow_id)
-        written = await self._enqueues.submit((options, request.workflow_args()))
+        item = (self._options(enqueue, workflow_id), enqueue.input)
+        if enqueue.deduplication_id is None:
+            written = await self._enqueues.submit(item)
+        else:
+            written = await self._threads.run(self._enqueue_alone, item)
         if written.created:
             return written.workflow_id, False
         existing = await self._threads.run(self._store.get, written.workflow_id)
-        if existing is None or not same_request(existing, request):
+        if existing is None or not same_request(existing, enqueue):
             raise WorkflowConflict("this Idempotency-Key was already used for a different request")
         return written.workflow_id, True
 
     def _enqueue_many(
-        self, batch: Sequence[tuple[EnqueueOptions, list[Any]]]
+        self, batch: Sequence[tuple[EnqueueOptions, dict[str, Any]]]
     ) -> list[enqueue_rows.Written]:
         with self._store.begin() as conn:
             return enqueue_rows.write(conn, self._client, batch)
 
-    def enqueue_batch(
-        self, batch: list[tuple[EnqueueRequest, str | None]]
-    ) -> list[tuple[str, bool]]:
+    def _enqueue_alone(self, item: tuple[EnqueueOptions, dict[str, Any]]) -> enqueue_rows.Written:
+        try:
+            (written,) = self._enqueue_many([item])
+        except sa.exc.IntegrityError:
+            options = item[0]
+            holder = self._store.deduplication_holder(
+                options["queue_name"], options.get("deduplication_id")
+            )
+            raise WorkflowConflict(_held(options, holder)) from None
+        return written
+
+    def enqueue_batch(self, batch: list[tuple[Enqueue, str | None]]) -> list[tuple[str, bool]]:
         """Enqueue all of the batch in one transaction, or none of it.
 
         Returns each workflow's id and whether an earlier request with its idempotency key
         already made it; BatchConflict (and nothing enqueued) when a key was used for
-        another request. The ids with a key must be distinct.
+        another request, or a deduplication id is held. The ids with a key must be distinct,
+        and so must the (queue, deduplication id) pairs.
         """
-        with self._store.begin() as conn:
-            written = enqueue_rows.write(
-                conn,
-                self._client,
-                [
-                    (self._options(request, workflow_id), request.workflow_args())
-                    for request, workflow_id in batch
-                ],
-            )
-            existing = [w.workflow_id for w in written if not w.created]
-            found = records(conn, existing) if existing else {}
-            for index, ((request, _), w) in enumerate(zip(batch, written, strict=True)):
-                # A row that vanished since (retention) cannot be compared: not the same.
-                if not w.created and (
-                    w.workflow_id not in found or not same_request(found[w.workflow_id], request)
-                ):
-                    raise BatchConflict(index)
+        items = [(self._options(e, workflow_id), e.input) for e, workflow_id in batch]
+        try:
+            with self._store.begin() as conn:
+                written = enqueue_rows.write(conn, self._client, items)
+                existing = [w.workflow_id for w in written if not w.created]
+                found = records(conn, existing) if existing else {}
+                for index, ((enqueue, _), w) in enumerate(zip(batch, written, strict=True)):
+                    # A row that vanished since (retention) cannot be compared: not the same.
+                    if not w.created and (
+                        w.workflow_id not in found
+                        or not same_request(found[w.workflow_id], enqueue)
+                    ):
+                        raise BatchConflict(
+                            index,
+                            f"workflows.{index}.idempotency_key was already used for a "
+                            "different request; nothing was enqueued",
+                        )
+        except sa.exc.IntegrityError:
+            deduplicated = [i for i, (o, _) in enumerate(items) if o.get("deduplication_id")]
+            if not deduplicated:
+                raise
+            for index, (options, _) in enumerate(items):
+                holder = self._store.deduplication_holder(
+                    options["queue_name"], options.get("deduplication_id")
+                )
+                if holder is not None:
+                    message = f"workflows.{index}.deduplication_id: {_held(options, holder)}"
+                    raise BatchConflict(index, message + "; nothing was enqueued") from None
+            # The holder finished between the failed write and this look: a retry may pass.
+            first = deduplicated[0]
+            message = f"workflows.{first}.deduplication_id: {_held(items[first][0], None)}"
+            raise BatchConflict(first, message + "; nothing was enqueued") from None
         return [(w.workflow_id, not w.created) for w in written]
 
     def get(self, workflow_id: str) -> WorkflowRecord:
@@ -137,9 +180,9 @@ class Workflows:
         return steps
 
     def list_page(
-        self, limit: int, after: PageKey | None, status: str | None
+        self, limit: int, after: PageKey | None, only: PageFilter
     ) -> list[WorkflowRecord]:
-        return self._store.list_page(limit, after, status)
+        return self._store.list_page(limit, after, only)
 
     def cancel(self, workflow_id: str) -> WorkflowRecord:
         # DBOS's cancel is one conditional UPDATE that leaves finished workflows alone: the
@@ -152,10 +195,18 @@ class Workflows:
         return record
 
     def resume(self, workflow_id: str) -> WorkflowRecord:
-        # Back on its own queue (DBOS's resume without a queue picks an unlimited one).
-        if self._store.requeue(workflow_id, contract.QUEUE_NAME, RESUMABLE, self._grace_ms):
-            return self.get(workflow_id)
         record = self.get(workflow_id)  # 404 when unknown
+        # Back on its type's queue (DBOS's cancel clears it; its resume without a queue picks
+        # an unlimited one).
+        workflow_type = self._registry.workflows.get(record.workflow or "")
+        if workflow_type is None:
+            raise WorkflowConflict(
+                f"workflow type {record.workflow!r} is not in the registry: no queue to resume "
+                "it on, and no worker would run it"
+            )
+        if self._store.requeue(workflow_id, workflow_type.queue, RESUMABLE, self._grace_ms):
+            return self.get(workflow_id)
+        record = self.get(workflow_id)
         if record.status not in RESUMABLE:
             raise WorkflowConflict(
                 f"only CANCELLED or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows can be resumed; "
@@ -168,3 +219,11 @@ class Workflows:
             "step; retry once its worker has reported it stopped (within a heartbeat interval)",
             retry_after_seconds=RESUME_RETRY_AFTER_SECONDS,
         )
+
+
+def _held(options: EnqueueOptions, holder: str | None) -> str:
+    by = f"workflow {holder}" if holder is not None else "another workflow"
+    return (
+        f"deduplication_id {options.get('deduplication_id')!r} is held by {by}, queued or "
+        f"running on queue {options['queue_name']!r}; retry once it has finished"
+    )

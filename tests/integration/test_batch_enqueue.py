@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from services.api import schemas
+from services.api import enqueue_input, schemas
 from tests.integration.conftest import Stack
 from tests.support.databases import count_workflows
 
@@ -81,12 +81,14 @@ def test_a_key_reused_for_another_request_fails_the_whole_batch(idle_stack: Stac
 def test_a_thousand_workflows_in_one_request(idle_stack: Stack) -> None:
     api, url = idle_stack.api, idle_stack.database_url
     before = count_workflows(url)
-    items = [{"num_steps": 1 + i % 5, "step_seconds": 0} for i in range(schemas.MAX_BATCH_SIZE)]
+    items = [
+        {"num_steps": 1 + i % 5, "step_seconds": 0} for i in range(enqueue_input.MAX_BATCH_SIZE)
+    ]
     response = _batch(api, *items)
     assert response.status_code == 202, response.text
     enqueued = response.json()["workflows"]
-    assert len({w["workflow_id"] for w in enqueued}) == schemas.MAX_BATCH_SIZE
-    assert count_workflows(url) == before + schemas.MAX_BATCH_SIZE
+    assert len({w["workflow_id"] for w in enqueued}) == enqueue_input.MAX_BATCH_SIZE
+    assert count_workflows(url) == before + enqueue_input.MAX_BATCH_SIZE
     # Each one reads back with its own input.
     for index in (0, 1, 998, 999):
         assert api.workflow(enqueued[index]["workflow_id"])["num_steps"] == 1 + index % 5
@@ -99,7 +101,9 @@ BAD_BATCHES = [
     pytest.param({"workflows": []}, "workflows", id="empty"),
     pytest.param({}, "workflows", id="missing"),
     pytest.param(
-        {"workflows": [{"num_steps": 1}] * (schemas.MAX_BATCH_SIZE + 1)}, "workflows", id="1001"
+        {"workflows": [{"num_steps": 1}] * (enqueue_input.MAX_BATCH_SIZE + 1)},
+        "workflows",
+        id="1001",
     ),
     pytest.param({"workflows": [{}, {}, {"num_steps": 0}]}, "workflows.2.num_steps", id="bad-item"),
     pytest.param({"workflows": [{"colour": "red"}]}, "workflows.0.colour", id="unknown-field"),

@@ -18,6 +18,7 @@ VARIANTS: list[dict[str, Any]] = [
     {"priority": 7, "deduplication_id": "dedup-1", "workflow_timeout": 30.0},
     {"delay_seconds": 3600.0, "attributes": {"team": "billing", "n": 1}},
     {"authenticated_user": "alice", "authenticated_roles": ["operate"], "app_version": None},
+    {"queue_partition_key": "tenant-a", "priority": 2},
 ]
 
 
@@ -50,21 +51,25 @@ def _count(engine: sa.Engine, table: str) -> int:
 
 
 @pytest.mark.parametrize("id_given", [True, False], ids=["id-given", "id-new"])
-@pytest.mark.parametrize("extra", VARIANTS, ids=["defaults", "options", "delayed", "identity"])
+@pytest.mark.parametrize(
+    "extra", VARIANTS, ids=["defaults", "options", "delayed", "identity", "partitioned"]
+)
 def test_rows_are_the_ones_dbos_client_writes(
     engine: Any, extra: dict[str, Any], id_given: bool
 ) -> None:
     engine, client = engine
     by_dbos = f"dbos-{uuid.uuid4()}"
     dedup = extra.get("deduplication_id")
-    client.enqueue(_options(by_dbos, **extra), 3, 0.5)
+    client.enqueue(_options(by_dbos, **extra), num_steps=3, step_seconds=0.5)
     if dedup is not None:  # the same deduplication id would collide on the queue
         extra = {**extra, "deduplication_id": f"{dedup}-bulk"}
     options = _options(f"bulk-{uuid.uuid4()}", **extra)
     if not id_given:
         del options["workflow_id"]
     with engine.begin() as conn:
-        (written,) = enqueue_rows.write(conn, client, [(options, [3, 0.5])])
+        (written,) = enqueue_rows.write(
+            conn, client, [(options, {"num_steps": 3, "step_seconds": 0.5})]
+        )
     by_bulk = written.workflow_id
     assert written.created
     if id_given:
@@ -104,7 +109,7 @@ def test_rows_are_the_ones_dbos_client_writes(
 def test_an_existing_id_comes_back_unchanged_with_its_inputs(engine: Any) -> None:
     engine, client = engine
     existing, new = f"old-{uuid.uuid4()}", f"new-{uuid.uuid4()}"
-    client.enqueue(_options(existing), 1, 0.0)
+    client.enqueue(_options(existing), num_steps=1, step_seconds=0.0)
     before = _row(engine, "workflow_status", existing)
     unnamed = _options("unused")
     del unnamed["workflow_id"]
@@ -112,21 +117,28 @@ def test_an_existing_id_comes_back_unchanged_with_its_inputs(engine: Any) -> Non
         written = enqueue_rows.write(
             conn,
             client,
-            [(_options(new), [2, 0.0]), (unnamed, [4, 0.0]), (_options(existing), [9, 9.0])],
+            [
+                (_options(new), {"num_steps": 2, "step_seconds": 0.0}),
+                (unnamed, {"num_steps": 4, "step_seconds": 0.0}),
+                (_options(existing), {"num_steps": 9, "step_seconds": 9.0}),
+            ],
         )
     # In the batch's order, though new and given ids go in by statements of their own.
     assert [w.created for w in written] == [True, True, False]
     assert [written[0].workflow_id, written[2].workflow_id] == [new, existing]
     assert _row(engine, "workflow_status", existing) == before
     inputs = _row(engine, "workflow_input", existing)["inputs"]
-    assert '"positionalArgs":[1,0.0]' in inputs.replace(" ", "")
+    assert '"num_steps":1,' in inputs.replace(" ", "")
     inputs = _row(engine, "workflow_input", written[1].workflow_id)["inputs"]
-    assert '"positionalArgs":[4,0.0]' in inputs.replace(" ", "")
+    assert '"num_steps":4,' in inputs.replace(" ", "")
 
 
 def test_a_thousand_in_one_transaction_all_or_nothing(engine: Any) -> None:
     engine, client = engine
-    batch = [(_options(f"batch-{uuid.uuid4()}"), [1, 0.0]) for _ in range(1000)]
+    batch = [
+        (_options(f"batch-{uuid.uuid4()}"), {"num_steps": 1, "step_seconds": 0.0})
+        for _ in range(1000)
+    ]
     with pytest.raises(RuntimeError, match="rolled back"), engine.begin() as conn:
         assert len(enqueue_rows.write(conn, client, batch)) == 1000
         raise RuntimeError("rolled back")
@@ -140,10 +152,15 @@ def test_a_thousand_in_one_transaction_all_or_nothing(engine: Any) -> None:
 
 def test_a_taken_deduplication_id_fails_the_whole_batch(engine: Any) -> None:
     engine, client = engine
-    client.enqueue(_options(f"first-{uuid.uuid4()}", deduplication_id="once"), 1, 0.0)
+    client.enqueue(
+        _options(f"first-{uuid.uuid4()}", deduplication_id="once"), num_steps=1, step_seconds=0.0
+    )
     batch = [
-        (_options(f"fine-{uuid.uuid4()}"), [1, 0.0]),
-        (_options(f"dup-{uuid.uuid4()}", deduplication_id="once"), [1, 0.0]),
+        (_options(f"fine-{uuid.uuid4()}"), {"num_steps": 1, "step_seconds": 0.0}),
+        (
+            _options(f"dup-{uuid.uuid4()}", deduplication_id="once"),
+            {"num_steps": 1, "step_seconds": 0.0},
+        ),
     ]
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         enqueue_rows.write(conn, client, batch)
@@ -159,7 +176,11 @@ def test_batches_of_the_same_keys_in_opposite_orders_do_not_deadlock(engine: Any
         start.wait()
         try:
             with engine.begin() as conn:
-                enqueue_rows.write(conn, client, [(_options(i), [1, 0.0]) for i in ids])
+                enqueue_rows.write(
+                    conn,
+                    client,
+                    [(_options(i), {"num_steps": 1, "step_seconds": 0.0}) for i in ids],
+                )
         except BaseException as exc:
             failures.append(exc)
 
@@ -185,15 +206,15 @@ def test_an_id_given_twice_in_one_write_is_created_by_its_first_item(engine: Any
             conn,
             client,
             [
-                (_options(twice, priority=3), [2, 0.0]),
-                (_options(f"other-{uuid.uuid4()}"), [1, 0.0]),
-                (_options(twice, priority=9), [7, 0.0]),
+                (_options(twice, priority=3), {"num_steps": 2, "step_seconds": 0.0}),
+                (_options(f"other-{uuid.uuid4()}"), {"num_steps": 1, "step_seconds": 0.0}),
+                (_options(twice, priority=9), {"num_steps": 7, "step_seconds": 0.0}),
             ],
         )
     assert [w.created for w in written] == [True, True, False]
     assert _row(engine, "workflow_status", twice)["priority"] == 3
     inputs = _row(engine, "workflow_input", twice)["inputs"]
-    assert '"positionalArgs":[2,0.0]' in inputs.replace(" ", "")
+    assert '"num_steps":2,' in inputs.replace(" ", "")
 
 
 def test_the_clients_application_name_is_the_fallback_as_in_dbos(engine: Any) -> None:
@@ -205,9 +226,11 @@ def test_the_clients_application_name_is_the_fallback_as_in_dbos(engine: Any) ->
     )
     try:
         by_dbos, by_bulk = f"dbos-{uuid.uuid4()}", f"bulk-{uuid.uuid4()}"
-        named.enqueue(_options(by_dbos), 1, 0.0)
+        named.enqueue(_options(by_dbos), num_steps=1, step_seconds=0.0)
         with engine.begin() as conn:
-            enqueue_rows.write(conn, named, [(_options(by_bulk), [1, 0.0])])
+            enqueue_rows.write(
+                conn, named, [(_options(by_bulk), {"num_steps": 1, "step_seconds": 0.0})]
+            )
     finally:
         named.destroy()
     names = [_row(engine, "workflow_status", i)["application_name"] for i in (by_dbos, by_bulk)]

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from services.api.listing import (
     PLANNED_WITHOUT_SORTS,
     SORT_FREE_STATUSES,
+    PageFilter,
     PageKey,
     page_query,
     plan_pages_without_sorting,
@@ -126,7 +127,7 @@ def test_page_is_limited_before_its_inputs_and_events_are_joined(
 ) -> None:
     assert _never_analyzed(history), "the tables were analyzed: the premise of the test is gone"
     after, status = CASES[case]
-    plan = _plan(history, status, page_query(50, after, status))
+    plan = _plan(history, status, page_query(50, after, PageFilter(status)))
     _assert_limit_first(plan, sort_free=status in SORT_FREE_STATUSES)
 
 
@@ -135,5 +136,5 @@ def test_the_plan_holds_once_analyzed(history: sa.Engine) -> None:
         for table in TABLES:
             conn.execute(sa.text(f"ANALYZE dbos.{table}"))
     for after, status in CASES.values():
-        plan = _plan(history, status, page_query(50, after, status))
+        plan = _plan(history, status, page_query(50, after, PageFilter(status)))
         _assert_limit_first(plan, sort_free=status in SORT_FREE_STATUSES)

@@ -18,7 +18,7 @@ def test_reads_leave_the_pooled_connection_as_writers_need_it(
     engine = database.create_engine(settings)
     try:
         store = Store(engine)
-        assert store.list_page(50, None, None) == []
+        assert store.list_page(50, None) == []
         assert store.get("missing") is None
         raw = engine.raw_connection()  # the pool's only connection
         try:

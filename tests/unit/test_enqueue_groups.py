@@ -13,7 +13,7 @@ from services.api.enqueue_rows import Written
 
 
 def _item(name: str) -> Item:
-    return ({"queue_name": "q", "workflow_name": "w", "workflow_id": name}, [])
+    return ({"queue_name": "q", "workflow_name": "w", "workflow_id": name}, {})
 
 
 class Recorder:

@@ -4,98 +4,9 @@ import base64
 import json
 
 import pytest
-from pydantic import ValidationError
 
-from services import contract
 from services.api import schemas
-from services.api.listing import PageKey, WorkflowRecord
-from services.api.openapi import openapi_document
-
-
-def test_empty_request_takes_the_seed_defaults() -> None:
-    request = schemas.EnqueueRequest()
-    assert request.workflow_args() == [contract.DEFAULT_NUM_STEPS, contract.DEFAULT_STEP_SECONDS]
-    assert request.priority is None
-
-
-def test_integer_step_seconds_are_accepted_as_seconds() -> None:
-    assert schemas.EnqueueRequest.model_validate_json(b'{"step_seconds": 0}').step_seconds == 0.0
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b'{"num_steps": "3"}',
-        b'{"num_steps": 2.5}',
-        b'{"num_steps": false}',
-        b'{"num_steps": NaN}',
-        b'{"num_steps": Infinity}',
-        b'{"num_steps": 1000.5}',
-        b'{"num_steps": 1e300}',
-        b'{"priority": 1.5}',
-        b'{"priority": "5"}',
-        b'{"priority": true}',
-        b'{"priority": NaN}',
-        b'{"priority": 2147483648.0}',
-        b'{"num_steps": 1001}',
-        b'{"step_seconds": 60.5}',
-        b'{"priority": 0}',
-        b'{"extra": 1}',
-        b"[]",
-    ],
-)
-def test_invalid_requests_are_rejected(body: bytes) -> None:
-    with pytest.raises(ValidationError):
-        schemas.EnqueueRequest.model_validate_json(body)
-
-
-@pytest.mark.parametrize(
-    ("body", "num_steps", "priority"),
-    [
-        (b'{"num_steps": 5.0}', 5, None),
-        (b'{"priority": 5229.0}', 10, 5229),
-        (b'{"num_steps": 1000.0, "priority": 2147483647.0}', 1000, 2147483647),
-        (b'{"num_steps": 1e1}', 10, None),
-    ],
-)
-def test_integral_floats_are_integers(body: bytes, num_steps: int, priority: int | None) -> None:
-    request = schemas.EnqueueRequest.model_validate_json(body)
-    assert (request.num_steps, request.priority) == (num_steps, priority)
-    assert type(request.num_steps) is int
-    assert priority is None or type(request.priority) is int
-
-
-def _stored(num_steps: object, step_seconds: object, priority: int = 0) -> WorkflowRecord:
-    return WorkflowRecord(
-        workflow_id="w",
-        status="ENQUEUED",
-        queue_name="q",
-        executor_id=None,
-        application_version="1",
-        priority=priority,
-        created_at_ms=0,
-        updated_at_ms=0,
-        steps_completed=0,
-        num_steps=None,
-        inputs={"positionalArgs": [num_steps, step_seconds], "namedArgs": {}},
-    )
-
-
-def test_an_integral_float_is_the_same_request_as_its_integer() -> None:
-    stored = _stored(5, 1.0, priority=7)
-    retry = schemas.EnqueueRequest.model_validate_json(b'{"num_steps": 5.0, "priority": 7.0}')
-    assert schemas.same_request(stored, retry)
-    assert json.dumps(retry.workflow_args()) == json.dumps(
-        schemas.EnqueueRequest(num_steps=5, priority=7).workflow_args()
-    )
-    other = schemas.EnqueueRequest.model_validate_json(b'{"num_steps": 6.0, "priority": 7}')
-    assert not schemas.same_request(stored, other)
-
-
-def test_openapi_still_says_integer() -> None:
-    body = openapi_document()["components"]["schemas"]["EnqueueRequest"]["properties"]
-    assert body["num_steps"]["type"] == "integer"
-    assert {"type": "integer", "minimum": 1, "maximum": 2**31 - 1} in body["priority"]["anyOf"]
+from services.api.listing import PageKey
 
 
 def test_cursor_round_trips() -> None:

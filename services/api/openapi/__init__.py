@@ -3,7 +3,7 @@
 from functools import cache
 from typing import Any
 
-from services.api import schemas
+from services.api import enqueue_input, schemas
 from services.api.openapi.parts import UNAVAILABLE, json_response, model_schemas, problem_response
 from services.api.openapi.workflows import workflow_paths
 
@@ -16,8 +16,10 @@ def openapi_document() -> dict[str, Any]:
         "required": ["workflow_id", "status", "created_at", "steps_completed", "num_steps"],
         "properties": {
             "workflow_id": {"type": "string"},
+            "workflow": {"type": ["string", "null"], "description": "Its type"},
             "status": {"type": "string", "enum": list(schemas.STATUSES)},
             "queue": {"type": ["string", "null"]},
+            "partition_key": {"type": ["string", "null"]},
             "priority": {"type": "integer"},
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
@@ -25,6 +27,21 @@ def openapi_document() -> dict[str, Any]:
             "num_steps": nullable_int,
             "executor_id": {"type": ["string", "null"]},
             "application_version": {"type": ["string", "null"]},
+        },
+    }
+    workflow_type = {
+        "type": "object",
+        "required": ["name", "queue", "partitioned", "input_schema", "defaults"],
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "queue": {"type": "string"},
+            "partitioned": {
+                "type": "boolean",
+                "description": "Its queue is partitioned: an enqueue needs a partition_key",
+            },
+            "input_schema": {"type": "object", "description": "JSON Schema of its input"},
+            "defaults": {"type": "object"},
         },
     }
     problem_schema = {
@@ -103,6 +120,26 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/workflow-types": {
+                "get": {
+                    "summary": "The workflow types (with their input schemas) and queues",
+                    "operationId": "listWorkflowTypes",
+                    "responses": {
+                        "200": json_response(
+                            {
+                                "type": "object",
+                                "required": ["default_workflow", "workflow_types", "queues"],
+                                "properties": {
+                                    "default_workflow": {"type": "string"},
+                                    "workflow_types": {"type": "array", "items": workflow_type},
+                                    "queues": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "The registry: what POST /workflows accepts",
+                        )
+                    },
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "summary": "This document",
@@ -113,8 +150,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "EnqueueRequest": schemas.EnqueueRequest.model_json_schema(),
-                **model_schemas(schemas.BatchRequest),
+                "EnqueueRequest": enqueue_input.EnqueueRequest.model_json_schema(),
+                **model_schemas(enqueue_input.BatchRequest),
                 "Workflow": workflow_schema,
                 "Problem": problem_schema,
             }

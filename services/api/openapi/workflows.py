@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from services.api import schemas
+from services.api import enqueue_input, schemas
 from services.api.openapi.parts import (
     BAD_ID,
     CROSS_SITE,
@@ -16,6 +16,7 @@ from services.api.openapi.parts import (
     problem_response,
     workflow_action,
 )
+from services.contract.registry import NAME_PATTERN
 
 STEP = {
     "type": "object",
@@ -51,6 +52,15 @@ STEP = {
         "child_workflow_id": {"type": ["string", "null"]},
     },
 }
+
+
+def _name_filter(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "description": description,
+        "schema": {"type": "string", "pattern": NAME_PATTERN},
+    }
 
 
 def workflow_paths() -> dict[str, Any]:
@@ -95,10 +105,16 @@ def workflow_paths() -> dict[str, Any]:
                     ),
                     "400": problem_response("Malformed Idempotency-Key"),
                     "403": CROSS_SITE,
-                    "409": problem_response("Idempotency-Key already used for another request"),
+                    "409": problem_response(
+                        "Idempotency-Key already used for another request, or the "
+                        "deduplication_id is held by a queued or running workflow"
+                    ),
                     "413": problem_response("Body too large"),
                     "415": NOT_JSON,
-                    "422": problem_response("Body is not a valid enqueue request"),
+                    "422": problem_response(
+                        "Not a valid enqueue request: an unknown type, input its schema "
+                        "refuses, an option its queue does not take (the errors name each field)"
+                    ),
                     "503": UNAVAILABLE,
                 },
             },
@@ -122,6 +138,8 @@ def workflow_paths() -> dict[str, Any]:
                         "in": "query",
                         "schema": {"type": "string", "enum": list(schemas.STATUSES)},
                     },
+                    _name_filter("workflow", "Only workflows of this type"),
+                    _name_filter("queue", "Only workflows on this queue"),
                 ],
                 "responses": {
                     "200": json_response(
@@ -135,14 +153,16 @@ def workflow_paths() -> dict[str, Any]:
                         },
                         "One page; pass next_cursor back as cursor for the next one",
                     ),
-                    "400": problem_response("Bad limit, status or cursor, or one given twice"),
+                    "400": problem_response(
+                        "Bad limit, status, workflow, queue or cursor, or one given twice"
+                    ),
                     "503": UNAVAILABLE,
                 },
             },
         },
         "/workflows:batch": {
             "post": {
-                "summary": f"Enqueue up to {schemas.MAX_BATCH_SIZE} workflows, all or none",
+                "summary": f"Enqueue up to {enqueue_input.MAX_BATCH_SIZE} workflows, all or none",
                 "operationId": "enqueueWorkflows",
                 "requestBody": {
                     "required": True,
@@ -182,8 +202,8 @@ def workflow_paths() -> dict[str, Any]:
                     "400": problem_response("Body is not JSON"),
                     "403": CROSS_SITE,
                     "409": problem_response(
-                        "An item's idempotency_key was used for another request; "
-                        "nothing was enqueued"
+                        "An item's idempotency_key was used for another request, or its "
+                        "deduplication_id is held; nothing was enqueued"
                     ),
                     "413": problem_response("Body too large"),
                     "415": NOT_JSON,

@@ -1,0 +1,271 @@
+"""What POST /workflows and /workflows:batch take: a workflow type, its input, and options.
+
+A request names a type of the registry (services.contract.registry) and gives its input, an
+object checked against the type's JSON Schema here, before anything reaches the database;
+the input's properties become the workflow's keyword arguments. A request without `workflow`
+and `input` is the registry's default type, its other properties the input (the first
+release's body: {"num_steps": 5} enqueues the demo).
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+from jsonschema import ValidationError as SchemaViolation
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from services.api.listing import WorkflowRecord
+from services.contract.registry import (
+    MAX_DELAY_SECONDS,
+    MAX_PRIORITY,
+    MAX_TIMEOUT_SECONDS,
+    NAME_PATTERN,
+    Registry,
+)
+
+MAX_BATCH_SIZE: Final = 1000
+MAX_KEY_LENGTH: Final = 255
+# Printable, without control characters: these are stored as text and shown in listings.
+KEY_PATTERN: Final = r"^[^\x00-\x1f\x7f-\x9f]+$"
+# Nesting beyond this is refused rather than walked (a 16 KiB body can nest 8,000 deep).
+MAX_INPUT_DEPTH: Final = 32
+MAX_MESSAGE_LENGTH: Final = 300
+MAX_LISTED_TYPES: Final = 20
+# A 422 lists at most this many problems (a batch of 1,000 bad items would list 1,000).
+MAX_LISTED_ERRORS: Final = 20
+
+
+def _integral_float_to_int(value: Any) -> Any:
+    """5.0 is the integer 5, as JSON Schema's integer says; 2.5, NaN and infinities are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# On a strict int (no strings, no booleans), after its bounds: placed before them, pydantic
+# would write the bounds into the JSON schema as "ge"/"le" instead of "minimum"/"maximum".
+INTEGRAL_FLOAT_AS_INT: Final = BeforeValidator(_integral_float_to_int)
+Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_LENGTH, pattern=KEY_PATTERN)]
+
+
+class EnqueueRequest(BaseModel):
+    """Body of POST /workflows. Every field is optional; an empty body enqueues the default
+    type with its defaults."""
+
+    # Extra properties are the default type's input (see the module's docstring).
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+    workflow: str | None = Field(
+        None, pattern=NAME_PATTERN, description="A type of GET /workflow-types."
+    )
+    input: dict[str, Any] | None = Field(
+        None, description="The type's input: an object its input_schema accepts."
+    )
+    priority: Annotated[int, Field(ge=1, le=MAX_PRIORITY), INTEGRAL_FLOAT_AS_INT] | None = Field(
+        None, description="Lower runs first; unset runs before any set."
+    )
+    delay_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        allow_inf_nan=False,
+        description="Not started before this many seconds from now (DELAYED until then).",
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_TIMEOUT_SECONDS,
+        allow_inf_nan=False,
+        description="Cancelled if not finished this long after it starts.",
+    )
+    partition_key: Key | None = Field(
+        None, description="Required on a partitioned queue, refused on the others."
+    )
+    deduplication_id: Key | None = Field(
+        None,
+        description="At most one workflow with this id is queued or running on the queue "
+        "at once: another gets 409. Not on partitioned queues.",
+    )
+
+
+class BatchItem(EnqueueRequest):
+    """One workflow of POST /workflows:batch: an enqueue request and its own idempotency key."""
+
+    idempotency_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        pattern="^[!-~]+$",
+        description="As the Idempotency-Key header of POST /workflows, for this item alone.",
+    )
+
+
+class BatchRequest(BaseModel):
+    """Body of POST /workflows:batch."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    workflows: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+@dataclass(frozen=True)
+class Enqueue:
+    """A request checked against the registry: what is written."""
+
+    workflow: str
+    queue: str
+    input: dict[str, Any]
+    priority: int | None = None
+    delay_seconds: float | None = None
+    timeout_seconds: float | None = None
+    partition_key: str | None = None
+    deduplication_id: str | None = None
+
+
+class InvalidEnqueue(ValueError):
+    """The request breaks the registry's rules; `errors` name each field (as `unprocessable`)."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def resolve(request: EnqueueRequest, registry: Registry, prefix: str = "") -> Enqueue:
+    """The request as it will be enqueued, or InvalidEnqueue naming every field that is wrong
+    (with `prefix` before each name, for an item of a batch)."""
+    errors: list[dict[str, str]] = []
+
+    def error(field: str, message: str) -> None:
+        errors.append({"field": prefix + field, "message": message[:MAX_MESSAGE_LENGTH]})
+
+    flat = request.model_extra or {}
+    if flat and (request.workflow is not None or request.input is not None):
+        for name in sorted(flat):
+            error(name, "unknown field (a workflow's input goes in input)")
+        raise InvalidEnqueue(errors)
+    name = request.workflow or registry.default_workflow
+    if name not in registry.workflows:
+        known = sorted(registry.workflows)
+        listed = ", ".join(known[:MAX_LISTED_TYPES]) + (", ..." if len(known) > 20 else "")
+        error("workflow", f"no workflow type {name!r}; the types are {listed}")
+        raise InvalidEnqueue(errors)
+    workflow_type = registry.workflows[name]
+    queue = registry.queues[workflow_type.queue]
+    given = request.input if request.input is not None else flat
+    where = "" if request.input is None and flat else "input"
+    try:
+        value = normalized(given)
+    except ValueError as exc:
+        error(where or "input", str(exc))
+        raise InvalidEnqueue(errors) from None
+    for violation in sorted(
+        registry.validators[name].iter_errors(value), key=lambda v: list(map(str, v.path))
+    ):
+        error(_field(where, violation), violation.message)
+    if queue.partitioned and request.partition_key is None:
+        error("partition_key", f"required: queue {workflow_type.queue!r} is partitioned")
+    if not queue.partitioned and request.partition_key is not None:
+        error("partition_key", f"queue {workflow_type.queue!r} is not partitioned")
+    if queue.partitioned and request.deduplication_id is not None:
+        error("deduplication_id", "partitioned queues do not deduplicate (DBOS)")
+    if errors:
+        raise InvalidEnqueue(errors)
+    defaults = workflow_type.defaults
+    return Enqueue(
+        workflow=name,
+        queue=workflow_type.queue,
+        input=value,
+        priority=request.priority if request.priority is not None else defaults.priority,
+        delay_seconds=request.delay_seconds or None,
+        timeout_seconds=(
+            request.timeout_seconds
+            if request.timeout_seconds is not None
+            else defaults.timeout_seconds
+        ),
+        partition_key=request.partition_key,
+        deduplication_id=request.deduplication_id,
+    )
+
+
+def repeated_in_batch(items: list[BatchItem], enqueues: list[Enqueue]) -> list[dict[str, str]]:
+    """Problems of a batch as a whole: an idempotency key, or a deduplication id on one queue,
+    given twice (the second could never be written beside the first)."""
+    errors: list[dict[str, str]] = []
+    keys: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if item.idempotency_key is None:
+            continue
+        if item.idempotency_key in keys:
+            errors.append(
+                {
+                    "field": f"workflows.{index}.idempotency_key",
+                    "message": f"repeats workflows.{keys[item.idempotency_key]}'s key",
+                }
+            )
+        else:
+            keys[item.idempotency_key] = index
+    held: dict[tuple[str, str], int] = {}
+    if len(enqueues) == len(items):
+        for index, enqueue in enumerate(enqueues):
+            if enqueue.deduplication_id is None:
+                continue
+            pair = (enqueue.queue, enqueue.deduplication_id)
+            if pair in held:
+                errors.append(
+                    {
+                        "field": f"workflows.{index}.deduplication_id",
+                        "message": f"repeats workflows.{held[pair]}'s on queue {enqueue.queue!r}",
+                    }
+                )
+            else:
+                held[pair] = index
+    return errors
+
+
+def _field(where: str, violation: SchemaViolation) -> str:
+    path = [str(p) for p in violation.path]
+    # The property the rule is about, where the rule sits on the object that holds it.
+    instance = violation.instance if isinstance(violation.instance, dict) else {}
+    if violation.validator == "required" and isinstance(violation.validator_value, list):
+        path += [p for p in violation.validator_value if p not in instance][:1]
+    if violation.validator == "additionalProperties" and isinstance(violation.schema, dict):
+        declared = violation.schema.get("properties", {})
+        path += [str(p) for p in instance if p not in declared][:1]
+    return ".".join([where, *path] if where else path) or "input"
+
+
+def normalized(value: dict[str, Any]) -> dict[str, Any]:
+    """The input as stored: integral numbers as integers (JSON does not tell 5.0 from 5, and
+    a workflow given 5.0 for an integer would fail), no NaN or infinities, bounded nesting.
+    ValueError saying what is wrong."""
+
+    def walk(item: Any, depth: int) -> Any:
+        if depth > MAX_INPUT_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_INPUT_DEPTH} levels")
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError("numbers must be finite (no NaN or Infinity)")
+            return int(item) if item.is_integer() else item
+        if isinstance(item, dict):
+            return {k: walk(v, depth + 1) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v, depth + 1) for v in item]
+        return item
+
+    result: dict[str, Any] = walk(value, 0)
+    return result
+
+
+def same_request(record: WorkflowRecord, enqueue: Enqueue) -> bool:
+    """Whether a stored workflow was enqueued from this request (for idempotent retries).
+
+    Numbers compare by value: a retry with {"num_steps": 5.0} matches {"num_steps": 5}.
+    """
+    inputs = record.inputs if isinstance(record.inputs, dict) else {}
+    return (
+        record.workflow == enqueue.workflow
+        and not inputs.get("positionalArgs")
+        and inputs.get("namedArgs") == enqueue.input
+        and record.priority == (enqueue.priority or 0)
+        and record.partition_key == enqueue.partition_key
+    )
