@@ -152,7 +152,8 @@ def resolve(request: EnqueueRequest, registry: Registry, prefix: str = "") -> En
     workflow_type = registry.workflows[name]
     queue = registry.queues[workflow_type.queue]
     given = request.input if request.input is not None else flat
-    where = "" if request.input is None and flat else "input"
+    # The first release's form (no workflow, no input) names input fields as given.
+    where = "" if request.workflow is None and request.input is None else "input"
     try:
         value = normalized(given)
     except ValueError as exc:
