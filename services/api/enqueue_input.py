@@ -7,6 +7,10 @@ and `input` is the registry's default type, its other properties the input (the 
 release's body: {"num_steps": 5} enqueues the demo).
 """
 
+import copy
+import dataclasses
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
@@ -14,6 +18,7 @@ from typing import Annotated, Any, Final
 from jsonschema import ValidationError as SchemaViolation
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from services import contract
 from services.api.listing import WorkflowRecord
 from services.contract.registry import (
     MAX_DELAY_SECONDS,
@@ -73,7 +78,7 @@ class EnqueueRequest(BaseModel):
     )
     timeout_seconds: float | None = Field(
         None,
-        gt=0,
+        ge=0.001,  # DBOS keeps whole milliseconds
         le=MAX_TIMEOUT_SECONDS,
         allow_inf_nan=False,
         description="Cancelled if not finished this long after it starts.",
@@ -121,6 +126,13 @@ class Enqueue:
     partition_key: str | None = None
     deduplication_id: str | None = None
 
+    @property
+    def digest(self) -> str:
+        """What identifies the request, options included, for telling a retry from another
+        request with the same idempotency key (stored in DBOS's attributes of the workflow)."""
+        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
 
 class InvalidEnqueue(ValueError):
     """The request breaks the registry's rules; `errors` name each field (as `unprocessable`)."""
@@ -155,14 +167,19 @@ def resolve(request: EnqueueRequest, registry: Registry, prefix: str = "") -> En
     # The first release's form (no workflow, no input) names input fields as given.
     where = "" if request.workflow is None and request.input is None else "input"
     try:
-        value = normalized(given)
+        value = with_defaults(normalized(given), workflow_type.input_schema)
     except ValueError as exc:
-        error(where or "input", str(exc))
+        error(where or "body", str(exc))
         raise InvalidEnqueue(errors) from None
-    for violation in sorted(
-        registry.validators[name].iter_errors(value), key=lambda v: list(map(str, v.path))
-    ):
-        error(_field(where, violation), violation.message)
+    try:
+        violations = sorted(
+            registry.validators[name].iter_errors(value), key=lambda v: list(map(str, v.path))
+        )
+    except Exception as exc:  # a schema whose check itself fails on this input (overflow...)
+        error(where or "body", f"cannot be checked against the type's schema: {exc}")
+        raise InvalidEnqueue(errors) from None
+    for violation in violations:
+        error(_field(where, violation), _message(violation))
     if queue.partitioned and request.partition_key is None:
         error("partition_key", f"required: queue {workflow_type.queue!r} is partitioned")
     if not queue.partitioned and request.partition_key is not None:
@@ -186,6 +203,24 @@ def resolve(request: EnqueueRequest, registry: Registry, prefix: str = "") -> En
         partition_key=request.partition_key,
         deduplication_id=request.deduplication_id,
     )
+
+
+def with_defaults(value: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The input with the schema's defaults for the properties it leaves out: stored whole, so
+    a retry that spells a default out is the same request as one that left it out."""
+    filled = dict(value)
+    for name, spec in schema.get("properties", {}).items():
+        if name not in filled and isinstance(spec, dict) and "default" in spec:
+            filled[name] = copy.deepcopy(spec["default"])
+    return filled
+
+
+def _message(violation: SchemaViolation) -> str:
+    """jsonschema's message, or, where it would quote a long value, the rule it breaks."""
+    if len(violation.message) <= MAX_MESSAGE_LENGTH:
+        return violation.message
+    rule = json.dumps(violation.validator_value, default=str)[:100]
+    return f"breaks {violation.validator} {rule}"
 
 
 def repeated_in_batch(items: list[BatchItem], enqueues: list[Enqueue]) -> list[dict[str, str]]:
@@ -246,7 +281,8 @@ def normalized(value: dict[str, Any]) -> dict[str, Any]:
         if isinstance(item, float):
             if not math.isfinite(item):
                 raise ValueError("numbers must be finite (no NaN or Infinity)")
-            return int(item) if item.is_integer() else item
+            # Exact integers only: beyond 2**53 a float is no longer one integer.
+            return int(item) if item.is_integer() and abs(item) <= 2**53 else item
         if isinstance(item, dict):
             return {k: walk(v, depth + 1) for k, v in item.items()}
         if isinstance(item, list):
@@ -260,13 +296,26 @@ def normalized(value: dict[str, Any]) -> dict[str, Any]:
 def same_request(record: WorkflowRecord, enqueue: Enqueue) -> bool:
     """Whether a stored workflow was enqueued from this request (for idempotent retries).
 
-    Numbers compare by value: a retry with {"num_steps": 5.0} matches {"num_steps": 5}.
+    Rows this API wrote carry the digest of their request, options included. Rows of the
+    first release carry none, and stored the demo's input positionally: those compare by type,
+    input and priority. Numbers compare by value: {"num_steps": 5.0} matches {"num_steps": 5}.
     """
+    if record.request_digest is not None:
+        return record.request_digest == enqueue.digest
     inputs = record.inputs if isinstance(record.inputs, dict) else {}
+    named = inputs.get("namedArgs") or {}
+    positional = inputs.get("positionalArgs") or []
+    if positional and record.workflow == contract.WORKFLOW_NAME:
+        named = {**dict(zip(_DEMO_PARAMETERS, positional, strict=False)), **named}
+    elif positional:
+        return False
     return (
         record.workflow == enqueue.workflow
-        and not inputs.get("positionalArgs")
-        and inputs.get("namedArgs") == enqueue.input
+        and named == enqueue.input
         and record.priority == (enqueue.priority or 0)
         and record.partition_key == enqueue.partition_key
     )
+
+
+# The demo's parameters, in order: how the first release stored its input.
+_DEMO_PARAMETERS: Final = ("num_steps", "step_seconds")

@@ -1,5 +1,6 @@
 """Reads about queues and the workers serving them: depth, live executors, stuck work."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,10 @@ class FleetSnapshot:
     stranded: list[tuple[str, str, int]] | None
     # (queue, worker_concurrency or None) of every queue registered in the database.
     queues: list[tuple[str, int | None]]
+    # (queue, ENQUEUED + PENDING workflows that could run at once): each partition counted up
+    # to the queue's partition_concurrency, the queue up to its global concurrency. Queues
+    # without such limits are not listed (all their in-flight work could run).
+    runnable: list[tuple[str, int]]
     # (queue, age in seconds) of the oldest ENQUEUED workflow, for queues that have one.
     oldest_age_seconds: list[tuple[str, float]]
 
@@ -87,7 +92,16 @@ class Fleet:
                 enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
                 if enqueued_at is not None:
                     oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
-        return FleetSnapshot(depth, executors, orphaned, stranded, configured, oldest)
+            runnable = _runnable(conn, depth)
+        return FleetSnapshot(
+            depth=depth,
+            executors=executors,
+            orphaned=orphaned,
+            stranded=stranded,
+            queues=configured,
+            oldest_age_seconds=oldest,
+            runnable=runnable,
+        )
 
 
 def _depth_query() -> sa.CompoundSelect[Any]:
@@ -103,6 +117,61 @@ def _depth_query() -> sa.CompoundSelect[Any]:
         )
 
     return sa.union_all(count("ENQUEUED", "PENDING"), count("DELAYED"))
+
+
+def _runnable(conn: sa.Connection, depth: Sequence[tuple[Any, ...]]) -> list[tuple[str, int]]:
+    """ENQUEUED + PENDING that could run at once, on the queues that bound it (see
+    FleetSnapshot.runnable): the autoscaling signal must not ask for workers that the queue's
+    own limits would leave idle (one fan-out of 200 children, 4 at a time, needs no 20 workers).
+    """
+    limits = {
+        name: (global_limit, per_partition)
+        for name, global_limit, per_partition in conn.execute(
+            sa.select(queues.c.name, queues.c.concurrency, queues.c.partition_concurrency).where(
+                sa.or_(
+                    queues.c.concurrency.is_not(None), queues.c.partition_concurrency.is_not(None)
+                )
+            )
+        )
+    }
+    if not limits:
+        return []
+    in_flight: dict[str, int] = {}
+    for queue, status, count in depth:
+        if status in ("ENQUEUED", "PENDING"):
+            in_flight[queue] = in_flight.get(queue, 0) + int(count)
+    capped: dict[str, int] = {}
+    partitioned = [name for name, (_, per_partition) in limits.items() if per_partition]
+    if partitioned:
+        for queue, runnable, total in conn.execute(_partitions_query(partitioned)):
+            in_flight[queue] = in_flight.get(queue, 0) - int(total) + int(runnable)
+    for name, (global_limit, _) in limits.items():
+        busy = in_flight.get(name, 0)
+        capped[name] = busy if global_limit is None else min(busy, global_limit)
+    return sorted(capped.items())
+
+
+def _partitions_query(partitioned: list[str]) -> sa.Select[Any]:
+    """Per partitioned queue: its in-flight workflows counted up to partition_concurrency per
+    partition, and all of them (served by DBOS's partial index of partitioned in-flight rows)."""
+    ws = workflow_status
+    per_partition = (
+        sa.select(ws.c.queue_name, ws.c.queue_partition_key, sa.func.count().label("n"))
+        .where(
+            ws.c.status.in_(("ENQUEUED", "PENDING")),
+            ws.c.queue_partition_key.is_not(None),
+            ws.c.queue_name.in_(partitioned),
+        )
+        .group_by(ws.c.queue_name, ws.c.queue_partition_key)
+        .subquery("partitions")
+    )
+    limit = queues.c.partition_concurrency
+    capped = sa.case((per_partition.c.n > limit, limit), else_=per_partition.c.n)
+    return (
+        sa.select(per_partition.c.queue_name, sa.func.sum(capped), sa.func.sum(per_partition.c.n))
+        .select_from(per_partition.join(queues, queues.c.name == per_partition.c.queue_name))
+        .group_by(per_partition.c.queue_name)
+    )
 
 
 def _orphaned_query(now: sa.ColumnElement[int], grace_ms: int) -> sa.Select[Any]:

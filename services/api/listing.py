@@ -34,6 +34,8 @@ class WorkflowRecord:
     num_steps: int | None
     # Portable-JSON inputs, for comparing an idempotent retry with the original request.
     inputs: Any
+    # The digest of the request that enqueued it (services.api.enqueue_input), if recorded.
+    request_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,10 @@ def plan_pages_without_sorting(conn: sa.Connection) -> None:
 
 @dataclass(frozen=True)
 class PageFilter:
-    """What a page lists: workflows of this status, type and queue (None: any)."""
+    """What a page lists: workflows of this status and of these types (None: any)."""
 
     status: str | None = None
-    workflow: str | None = None
-    queue: str | None = None
+    workflows: tuple[str, ...] | None = None
 
 
 def page_query(limit: int, after: PageKey | None, only: PageFilter) -> sa.Select[Any]:
@@ -98,14 +99,16 @@ def page_statement(
     values: dict[str, Any] = {"limit": limit}
     if after is not None:
         values |= {"after_created_at": after.created_at_ms, "after_id": after.workflow_id}
-    filters = {"status": only.status, "name": only.workflow, "queue_name": only.queue}
-    values |= {column: value for column, value in filters.items() if value is not None}
-    shape = tuple(column for column, value in filters.items() if value is not None)
-    return _page_statement(after is not None, shape), values
+    if only.status is not None:
+        values["status"] = only.status
+    if only.workflows is not None:
+        values["names"] = list(only.workflows)
+    shape = (after is not None, only.status is not None, only.workflows is not None)
+    return _page_statement(*shape), values
 
 
 @cache
-def _page_statement(paged: bool, filtered: tuple[str, ...]) -> sa.Select[Any]:
+def _page_statement(paged: bool, by_status: bool, by_name: bool) -> sa.Select[Any]:
     """The listing's statement of one shape, built once (building one took a millisecond).
 
     The page's rows are chosen first, in a subquery of their own, and only those rows are joined
@@ -115,8 +118,10 @@ def _page_statement(paged: bool, filtered: tuple[str, ...]) -> sa.Select[Any]:
     """
     ws = workflow_status
     page = sa.select(*_status_columns(ws))
-    for column in filtered:
-        page = page.where(ws.c[column] == sa.bindparam(column, type_=sa.Text))
+    if by_status:
+        page = page.where(ws.c.status == sa.bindparam("status", type_=sa.Text))
+    if by_name:
+        page = page.where(ws.c.name.in_(sa.bindparam("names", expanding=True, type_=sa.Text)))
     if paged:
         page = page.where(
             sa.tuple_(ws.c.created_at, ws.c.workflow_uuid)
@@ -147,6 +152,7 @@ def _status_columns(ws: sa.FromClause) -> list[sa.ColumnElement[Any]]:
         "updated_at",
         "serialization",
         "inputs",
+        "attributes",
     )
     return [ws.c[name] for name in names]
 
@@ -201,7 +207,22 @@ def record(row: sa.Row[Any]) -> WorkflowRecord:
         steps_completed=steps_completed,
         num_steps=num_steps,
         inputs=inputs,
+        request_digest=_request_digest(row.attributes),
     )
+
+
+# The key of the request's digest in DBOS's attributes of a workflow the API enqueued.
+REQUEST_DIGEST_ATTRIBUTE: Final = "queue_worker_request"
+
+
+def _request_digest(attributes: Any) -> str | None:
+    if isinstance(attributes, str):  # SQLite stores the JSON as text
+        try:
+            attributes = json.loads(attributes)
+        except ValueError:
+            return None
+    digest = attributes.get(REQUEST_DIGEST_ATTRIBUTE) if isinstance(attributes, dict) else None
+    return digest if isinstance(digest, str) else None
 
 
 def _portable(value: str | None, serialization: str | None) -> Any:

@@ -79,9 +79,11 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     depth = _gauge("queue_workflows", "Workflows in a queue by status.", "queue", "status")
     load = GaugeMetricFamily(
         QUEUE_LOAD_METRIC,
-        "(enqueued + pending) / worker_concurrency: workers needed; the autoscaling signal.",
+        "(enqueued + pending, at most what the queue's global and per-partition limits let "
+        "run at once) / worker_concurrency: workers needed; the autoscaling signal.",
         labels=["queue"],
     )
+    runnable = dict(snapshot.runnable)
     capacity = _gauge("queue_worker_concurrency", "Workflows one worker runs at once.", "queue")
     for queue in queue_names:
         for status in QUEUED_STATUSES:
@@ -90,7 +92,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
         if per_worker:
             capacity.add_metric([queue], per_worker)
             busy = counts.get((queue, "ENQUEUED"), 0) + counts.get((queue, "PENDING"), 0)
-            load.add_metric([queue], busy / per_worker)
+            load.add_metric([queue], runnable.get(queue, busy) / per_worker)
     oldest = _gauge(
         "queue_oldest_enqueued_age_seconds",
         "Age of the oldest ENQUEUED workflow; absent when none waits.",

@@ -131,11 +131,10 @@ async def list_workflows(request: Request) -> Response:
         limit = schemas.parse_limit(schemas.single_value("limit", params.getlist("limit")))
         only = PageFilter(
             status=schemas.parse_status(schemas.single_value("status", params.getlist("status"))),
-            workflow=schemas.parse_name(
-                "workflow", schemas.single_value("workflow", params.getlist("workflow"))
-            ),
-            queue=schemas.parse_name(
-                "queue", schemas.single_value("queue", params.getlist("queue"))
+            workflows=schemas.parse_types(
+                _registry(request),
+                schemas.single_value("workflow", params.getlist("workflow")),
+                schemas.single_value("queue", params.getlist("queue")),
             ),
         )
         after = schemas.decode_cursor(schemas.single_value("cursor", params.getlist("cursor")))

@@ -9,7 +9,7 @@ import uuid
 from typing import Final
 
 from services.api.listing import PageKey
-from services.contract.registry import NAME_PATTERN
+from services.contract.registry import NAME_PATTERN, Registry
 
 MAX_BODY_BYTES: Final = 16 * 1024
 MAX_BATCH_BODY_BYTES: Final = 1024 * 1024
@@ -96,16 +96,29 @@ def parse_status(raw: str | None) -> str | None:
     return raw.upper()
 
 
-def parse_name(name: str, raw: str | None) -> str | None:
-    """A workflow type or queue name to filter by; InvalidInput if it cannot be one."""
-    if raw is None:
-        return None
-    if not re.fullmatch(NAME_PATTERN, raw):
+def parse_types(
+    registry: Registry, workflow: str | None, queue: str | None
+) -> tuple[str, ...] | None:
+    """The workflow types a listing filtered by type and queue shows (None: every type).
+
+    A queue stands for the types the registry puts on it: DBOS clears the queue of cancelled
+    and timed-out workflows, which must still be listed under it. A type need not be in the
+    registry (its workflows may predate the registry's current version)."""
+    for name, raw in (("workflow", workflow), ("queue", queue)):
+        if raw is not None and not re.fullmatch(NAME_PATTERN, raw):
+            raise InvalidInput(
+                f"{name} must be a name of 1 to 100 letters, digits, '.', '_' or '-' "
+                "(see GET /workflow-types)"
+            )
+    if queue is None:
+        return None if workflow is None else (workflow,)
+    if queue not in registry.queues:
         raise InvalidInput(
-            f"{name} must be a name of 1 to 100 letters, digits, '.', '_' or '-' "
-            "(see GET /workflow-types)"
+            f"queue {queue!r} is not in the registry; the queues are "
+            f"{', '.join(sorted(registry.queues))}"
         )
-    return raw
+    on_queue = tuple(sorted(registry.workflows_on({queue})))
+    return on_queue if workflow is None else tuple(t for t in on_queue if t == workflow)
 
 
 def encode_cursor(key: PageKey) -> str:

@@ -42,7 +42,7 @@ class Store:
         """Newest first; `limit` rows after `after`, with progress, in one query."""
         only = only or PageFilter()
         query, values = page_statement(limit, after, only)
-        by_status_alone = only.workflow is None and only.queue is None
+        by_status_alone = only.workflows is None
         if not (by_status_alone and only.status in PLANNED_WITHOUT_SORTS):
             with self._single_reads() as conn:
                 return [record(row) for row in conn.execute(query, values)]

@@ -1,6 +1,7 @@
 """The tables the API reads: DBOS's documented system tables, and the fleet's (the contract's)."""
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from services.contract import fleet
 
@@ -30,6 +31,8 @@ workflow_status = sa.Table(
     sa.Column("workflow_deadline_epoch_ms", sa.BigInteger),
     sa.Column("deduplication_id", sa.Text),
     sa.Column("queue_partition_key", sa.Text),
+    # JSON: jsonb on PostgreSQL (decoded by the driver), text on SQLite (decoded by the reader).
+    sa.Column("attributes", sa.Text().with_variant(postgresql.JSONB(), "postgresql")),
     sa.Column("delay_until_epoch_ms", sa.BigInteger),
 )
 queues = sa.Table(
@@ -37,6 +40,9 @@ queues = sa.Table(
     _metadata,
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("worker_concurrency", sa.Integer),
+    # Across the fleet (DBOS's global_concurrency), and per partition of a partitioned queue.
+    sa.Column("concurrency", sa.Integer),
+    sa.Column("partition_concurrency", sa.Integer),
 )
 workflow_input = sa.Table(
     "workflow_input",

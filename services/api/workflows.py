@@ -11,7 +11,13 @@ from services.api import enqueue_rows
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
 from services.api.enqueue_input import Enqueue, same_request
-from services.api.listing import PageFilter, PageKey, WorkflowRecord, records
+from services.api.listing import (
+    REQUEST_DIGEST_ATTRIBUTE,
+    PageFilter,
+    PageKey,
+    WorkflowRecord,
+    records,
+)
 from services.api.steps import StepRecord
 from services.api.store import Store
 from services.contract.registry import Registry
@@ -74,6 +80,8 @@ class Workflows:
             # Pinned, so only workers of this version take it (see README: versions).
             "app_version": self._application_version,
             "serialization_type": WorkflowSerializationFormat.PORTABLE,
+            # What a retry with the same idempotency key is compared with.
+            "attributes": {REQUEST_DIGEST_ATTRIBUTE: enqueue.digest},
         }
         if enqueue.priority is not None:
             options["priority"] = enqueue.priority
@@ -158,7 +166,8 @@ class Workflows:
                 holder = self._store.deduplication_holder(
                     options["queue_name"], options.get("deduplication_id")
                 )
-                if holder is not None:
+                # An item's own workflow (a keyed retry) holding its id is no conflict.
+                if holder is not None and holder != options.get("workflow_id"):
                     message = f"workflows.{index}.deduplication_id: {_held(options, holder)}"
                     raise BatchConflict(index, message + "; nothing was enqueued") from None
             # The holder finished between the failed write and this look: a retry may pass.

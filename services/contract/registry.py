@@ -17,6 +17,8 @@ from typing import Annotated, Any, Final, Self
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from referencing import Registry as ReferenceRegistry
+from referencing.jsonschema import DRAFT202012
 
 ENV_REGISTRY: Final = "WORKFLOW_REGISTRY"
 BUILT_IN: Final = Path(__file__).with_name("registry.json")
@@ -65,14 +67,24 @@ class QueueSpec(_Strict):
     partition_concurrency: int | None = Field(None, ge=1)
     polling_interval_seconds: float = Field(1.0, ge=0.01, le=60, allow_inf_nan=False)
 
+    @model_validator(mode="after")
+    def _within_global_concurrency(self) -> Self:
+        # DBOS's register_queue refuses these (after launch, with a traceback): refuse early.
+        limit = self.global_concurrency
+        if limit is not None and self.worker_concurrency > limit:
+            raise ValueError("worker_concurrency may not exceed global_concurrency")
+        if limit is not None and (self.partition_concurrency or 0) > limit:
+            raise ValueError("partition_concurrency may not exceed global_concurrency")
+        return self
+
     @property
     def partitioned(self) -> bool:
         return self.partition_concurrency is not None
 
-    def dbos_options(self, worker_concurrency: int | None = None) -> dict[str, Any]:
-        """Keyword arguments of DBOS's `register_queue` (worker_concurrency overridable)."""
+    def dbos_options(self) -> dict[str, Any]:
+        """Keyword arguments of DBOS's `register_queue`."""
         return {
-            "worker_concurrency": worker_concurrency or self.worker_concurrency,
+            "worker_concurrency": self.worker_concurrency,
             "global_concurrency": self.global_concurrency,
             "limiter": self.limiter.dbos() if self.limiter else None,
             "partition_concurrency": self.partition_concurrency,
@@ -108,7 +120,38 @@ class WorkflowType(_Strict):
             raise ValueError(f"not a valid JSON Schema at {where}: {exc.message}") from None
         if schema.get("type") != "object":
             raise ValueError('must describe an object: "type": "object" (its keyword arguments)')
+        resolver = ReferenceRegistry().with_resource("", DRAFT202012.create_resource(schema))
+        for ref in _refs(schema):
+            try:
+                resolver.resolver().lookup(ref)
+            except Exception:
+                raise ValueError(
+                    f"$ref {ref!r} does not resolve (only references within the schema do)"
+                ) from None
+        for name, spec in schema.get("properties", {}).items():
+            if isinstance(spec, dict) and "default" in spec:
+                errors = list(input_validator(spec).iter_errors(spec["default"]))
+                if errors:
+                    raise ValueError(
+                        f"the default of {name} breaks its own schema: {errors[0].message}"
+                    )
         return schema
+
+
+def input_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """A validator of inputs against `schema`, checking the formats jsonschema can check
+    without extra packages (email, ipv4, ipv6, date, ...)."""
+    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def _refs(node: Any) -> list[str]:
+    """Every $ref in a schema, however deep."""
+    if isinstance(node, dict):
+        found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return found + [ref for value in node.values() for ref in _refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in _refs(value)]
+    return []
 
 
 class Registry(_Strict):
@@ -138,7 +181,7 @@ class Registry(_Strict):
     @cached_property
     def validators(self) -> Mapping[str, Draft202012Validator]:
         """One input validator per workflow type (built once)."""
-        return {name: Draft202012Validator(w.input_schema) for name, w in self.workflows.items()}
+        return {name: input_validator(w.input_schema) for name, w in self.workflows.items()}
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -37,7 +37,8 @@ def migrate(settings: WorkerSettings, registry: Registry, app_role: str | None) 
 
 
 def register_queues(settings: WorkerSettings, registry: Registry) -> None:
-    """Register the registry's queues as the workers will (they register theirs again).
+    """Register the registry's queues as declared (workers register theirs again at start,
+    with their overrides; the chart writes each pool's sizing into the registry itself).
 
     A queue's load is reported only once it is registered (the load divides by
     worker_concurrency): a pool scaled to zero has no worker to register it, and KEDA, reading
@@ -46,7 +47,7 @@ def register_queues(settings: WorkerSettings, registry: Registry) -> None:
     client = DBOSClient(system_database_url=settings.database_url, application_name=APP_NAME)
     try:
         for name, spec in sorted(registry.queues.items()):
-            client.register_queue(name, **serving.queue_options(settings, spec))
+            client.register_queue(name, **spec.dbos_options())
     finally:
         client.destroy()
 
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             queues = serving.served_queues(settings, registry)
+            for name in queues:
+                serving.queue_options(settings, registry.queues[name])
             serving.import_workflows(registry, queues)
         except ValueError as exc:
             print(exc, file=sys.stderr)

@@ -44,9 +44,21 @@ def import_workflows(registry: Registry, queues: list[str]) -> list[str]:
 
 
 def queue_options(settings: WorkerSettings, spec: QueueSpec) -> dict[str, Any]:
-    """DBOS register_queue's keyword arguments: the registry's, with the pool's overrides."""
+    """DBOS register_queue's keyword arguments: the registry's, with this worker's overrides;
+    ValueError when an override breaks the queue's global concurrency.
+
+    DBOS keeps a queue's settings in the database and every worker reads them from there: an
+    override holds for every worker of the queue, so all of them must be given the same.
+    """
     options = spec.dbos_options()
     if settings.worker_concurrency is not None:
+        if spec.global_concurrency is not None and (
+            settings.worker_concurrency > spec.global_concurrency
+        ):
+            raise ValueError(
+                f"WORKER_CONCURRENCY {settings.worker_concurrency} exceeds a served queue's "
+                f"global_concurrency {spec.global_concurrency}"
+            )
         options["worker_concurrency"] = settings.worker_concurrency
     if settings.polling_interval_seconds is not None:
         options["polling_interval_sec"] = settings.polling_interval_seconds

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from services.contract import registry as workflow_registry
 from tests.conftest import BACKENDS, NewDatabase
 from tests.support.processes import REPO_ROOT, Api, start_worker, wait_worker_ready
 
@@ -104,4 +105,40 @@ def test_a_worker_whose_registry_names_missing_code_stops_saying_so(
         assert worker.wait(timeout=60) == 2
         assert "cannot import module 'acme_flows.missing'" in worker.log()
     finally:
+        worker.stop()
+
+
+def test_a_fanout_whose_item_fails_for_good_fails_and_cancels_the_rest(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # The built-in registry, with the fan-out allowed to fail every call (it stops at 0.5).
+    document = json.loads(workflow_registry.BUILT_IN.read_text())
+    for name in ("fanout", "fanout_item"):
+        document["workflows"][name]["input_schema"]["properties"]["failure_rate"]["maximum"] = 1
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps(document))
+    url = new_migrated_database("sqlite")
+    worker = start_worker(url, tmp_path, WORKFLOW_REGISTRY=str(registry))
+    api = Api(url, tmp_path, WORKFLOW_REGISTRY=str(registry))
+    try:
+        wait_worker_ready(worker)
+        api.wait_ready()
+        # Twice what one fan-out may run at once: half of them wait when the first fails.
+        items = 2 * (workflow_registry.load({}).queues["fanout-items"].partition_concurrency or 1)
+        parent = api.enqueue(
+            workflow="fanout", input={"items": items, "item_seconds": 0, "failure_rate": 1}
+        )
+
+        api.wait_status(parent, "ERROR", timeout=60)
+
+        children = api.http.get("/workflows", params={"workflow": "fanout_item"}).json()
+        statuses = [c["status"] for c in children["workflows"] if c["partition_key"] == parent]
+        assert len(statuses) == items
+        assert "SUCCESS" not in statuses
+        # The items that had not started when the first one failed never ran.
+        assert "CANCELLED" in statuses, statuses
+        steps = api.http.get(f"/workflows/{parent}/steps").json()["steps"]
+        assert any(s["name"] == "DBOS.cancelWorkflow" for s in steps), steps
+    finally:
+        api.stop()
         worker.stop()

@@ -144,3 +144,31 @@ def test_metrics_pass_promtool(api: Api) -> None:
         [promtool, "check", "metrics"], input=_scrape(api), capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_load_counts_only_what_the_queues_limits_let_run(url: str, api: Api) -> None:
+    client = DBOSClient(system_database_url=url)
+    try:
+        # As the registry declares it (4 per partition, 10 per worker), and a queue of 3 at once.
+        client.register_queue(
+            "fanout-items", worker_concurrency=10, partition_concurrency=4, polling_interval_sec=1
+        )
+        client.register_queue("capped", worker_concurrency=2, global_concurrency=3)
+        for _ in range(5):
+            client.enqueue({"queue_name": "capped", "workflow_name": "w"})
+    finally:
+        client.destroy()
+    items = [
+        {"workflow": "fanout_item", "input": {"index": i}, "partition_key": key}
+        for key, count in (("big", 20), ("small", 2))
+        for i in range(count)
+    ]
+    assert api.http.post("/workflows:batch", json={"workflows": items}).status_code == 202
+
+    text = _scrape(api)
+
+    queue = {"queue": "fanout-items"}
+    assert sample(text, "queue_worker_queue_workflows", status="enqueued", **queue) == 22
+    # 4 of the big partition and both of the small one could run: 6 / 10, not 22 / 10.
+    assert sample(text, "queue_worker_queue_load", **queue) == 0.6
+    assert sample(text, "queue_worker_queue_load", queue="capped") == 3 / 2

@@ -193,6 +193,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("GET", "/workflows?workflow=bad%20name", {}, 400, "workflow"),
     ("GET", "/workflows?queue=" + "q" * 101, {}, 400, "queue"),
     ("GET", "/workflows?queue=a&queue=b", {}, 400, "queue"),
+    ("GET", "/workflows?queue=nope", {}, 400, "queue 'nope' is not in the registry"),
     # Header bytes that are not ASCII.
     (
         "POST",

@@ -163,3 +163,37 @@ def test_transport_rules_of_the_batch_route(idle_stack: Stack) -> None:
     big = {"num_steps": 1, "pad": " " * schemas.MAX_BODY_BYTES}
     assert api.http.post("/workflows", json=big).status_code == 413
     assert count_workflows(url) == before
+
+
+def test_a_held_deduplication_id_is_blamed_on_its_item_not_on_a_replayed_one(
+    idle_stack: Stack,
+) -> None:
+    api, url = idle_stack.api, idle_stack.database_url
+    tag = uuid.uuid4().hex[:8]
+    mine = {"num_steps": 1, "idempotency_key": f"mine-{tag}", "deduplication_id": f"d-{tag}"}
+    assert _batch(api, mine).status_code == 202
+    holder = api.enqueue(num_steps=1, deduplication_id=f"e-{tag}")
+    before = count_workflows(url)
+
+    response = _batch(api, mine, {"num_steps": 1, "deduplication_id": f"e-{tag}"})
+
+    assert response.status_code == 409, response.text
+    assert response.json()["detail"].startswith("workflows.1.deduplication_id"), response.text
+    assert holder in response.json()["detail"]
+    assert count_workflows(url) == before
+
+
+def test_a_retry_with_other_options_is_a_conflict_not_a_replay(idle_stack: Stack) -> None:
+    api, url = idle_stack.api, idle_stack.database_url
+    key = {"Idempotency-Key": f"options-{uuid.uuid4()}"}
+    first = api.http.post("/workflows", json={"num_steps": 2}, headers=key)
+    assert first.status_code == 202, first.text
+    spelled_out = api.http.post("/workflows", json={"num_steps": 2, "step_seconds": 1}, headers=key)
+    assert spelled_out.status_code == 202, spelled_out.text
+    assert spelled_out.headers["Idempotent-Replayed"] == "true"
+    before = count_workflows(url)
+
+    for options in ({"timeout_seconds": 5}, {"delay_seconds": 100}, {"deduplication_id": "x"}):
+        retry = api.http.post("/workflows", json={"num_steps": 2, **options}, headers=key)
+        assert retry.status_code == 409, (options, retry.text)
+    assert count_workflows(url) == before

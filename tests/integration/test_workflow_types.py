@@ -117,3 +117,12 @@ def test_the_listing_filters_by_type_and_queue(stack: Stack) -> None:
     assert demo in by_queue and fanout not in by_queue
     assert _listing(stack, workflow="fanout", queue="workflow-queue") == []
     api.wait_status(fanout, "SUCCESS")
+
+
+def test_a_cancelled_workflow_is_still_listed_under_its_queue(stack: Stack) -> None:
+    # DBOS clears the queue of a cancelled workflow; the listing goes by the type's queue.
+    api = stack.api
+    parent = api.enqueue(workflow="fanout", input={"items": 2, "item_seconds": 5})
+    assert api.http.post(f"/workflows/{parent}/cancel").status_code == 202
+    listed = _listing(stack, queue="fanout", status="CANCELLED")
+    assert parent in {w["workflow_id"] for w in listed}

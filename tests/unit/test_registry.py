@@ -58,6 +58,20 @@ def test_workflow_registry_names_another_file(tmp_path: Path) -> None:
             "not a valid JSON Schema",
         ),
         (lambda d: d["queues"]["fanout"].update(worker_concurrency=0), "worker_concurrency"),
+        (
+            lambda d: d["queues"]["fanout"].update(global_concurrency=5),
+            "worker_concurrency may not exceed global_concurrency",
+        ),
+        (
+            lambda d: d["workflows"]["fanout"]["input_schema"].update({"$ref": "#/$defs/gone"}),
+            "$ref '#/$defs/gone' does not resolve",
+        ),
+        (
+            lambda d: d["workflows"]["fanout"]["input_schema"]["properties"]["items"].update(
+                default="many"
+            ),
+            "the default of items breaks its own schema",
+        ),
         (lambda d: d["queues"]["fanout"].update(colour="blue"), "queues.fanout.colour"),
         (lambda d: d["workflows"]["fanout"].update(module="not a module"), "module"),
         (lambda d: d["queues"].update({"bad name!": {"worker_concurrency": 1}}), "bad name!"),
@@ -94,6 +108,14 @@ def test_a_pool_serves_the_queues_it_names_and_only_known_ones() -> None:
     typo = WorkerSettings.from_env({"WORKER_QUEUES": "fanout,fan-out"})
     with pytest.raises(ValueError, match="WORKER_QUEUES names fan-out; the registry declares"):
         serving.served_queues(typo, registry)
+
+
+def test_an_override_above_a_global_concurrency_is_refused() -> None:
+    document = _document()
+    document["queues"]["fanout"]["global_concurrency"] = 10
+    spec = _parse(document).queues["fanout"]
+    with pytest.raises(ValueError, match="exceeds a served queue's global_concurrency 10"):
+        serving.queue_options(WorkerSettings.from_env({"WORKER_CONCURRENCY": "11"}), spec)
 
 
 def test_a_pool_overrides_the_registry_sizing_of_its_queues() -> None:
