@@ -6,12 +6,14 @@ Nothing here is a copy of the chart's settings: change values.yaml or the adapte
 the rehearsal changes with it.
 """
 
+import json
 import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from benchmarks.rehearsal.hpa import HpaSpec
+from services import contract
 from tests.support.chart import adapter_query, find, render
 
 Mode = Literal["hpa", "keda"]
@@ -72,6 +74,8 @@ class ChartConfig:
     termination_grace_seconds: float
     scrape_interval_seconds: float
     queue: str
+    # The registry the chart mounts (JSON), which the rehearsal's processes read from a file.
+    registry: str
     keda_fallback: KedaFallback | None = None
     keda_activation: KedaActivation | None = None
 
@@ -135,26 +139,41 @@ def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
     worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]
     api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]
     monitor = find(objects, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
+    # The rehearsal's work runs on the demo's queue, which the default pool serves; the load of
+    # the pool's other queues is read too (and stays 0).
+    queue = contract.QUEUE_NAME
     if mode == "hpa":
-        hpa = find(objects, "HorizontalPodAutoscaler")
+        hpa = find(objects, "HorizontalPodAutoscaler", "-worker")
         metric = hpa["spec"]["metrics"][0]["external"]["metric"]
-        queue = metric["selector"]["matchLabels"]["queue"]
+        (selector,) = metric["selector"]["matchExpressions"]
+        if queue not in selector["values"]:
+            raise ValueError(f"the worker HPA does not read queue {queue}: {selector}")
         autoscaler, query, fallback = (
             HpaSpec.from_manifest(hpa),
-            adapter_query(NAMESPACE, queue),
+            adapter_query(NAMESPACE, selector["values"]),
             None,
         )
         activation = None
     else:
-        scaled_object = find(objects, "ScaledObject")
-        autoscaler, query, queue, fallback = _keda(scaled_object)
+        scaled_object = find(objects, "ScaledObject", "-worker")
+        autoscaler, query, fallback = _keda(scaled_object, queue)
         activation = _keda_activation(scaled_object)
+    registry = find(objects, "ConfigMap", "-registry")["data"]["registry.json"]
+    worker_env = _literal_env(worker["containers"][0])
+    # The queue's settings, as explicit values the rehearsal can scale (the chart leaves them
+    # to the registry unless a pool sets them).
+    spec = json.loads(registry)["queues"][queue]
+    worker_env.setdefault("WORKER_CONCURRENCY", str(spec["worker_concurrency"]))
+    worker_env.setdefault(
+        "WORKER_POLLING_INTERVAL_SECONDS", str(spec.get("polling_interval_seconds", 1.0))
+    )
     return ChartConfig(
         mode=mode,
         autoscaler=autoscaler,
         load_query=query,
-        worker_env=_literal_env(worker["containers"][0]),
+        worker_env=worker_env,
         api_env=_literal_env(api["containers"][0]),
+        registry=registry,
         termination_grace_seconds=float(worker["terminationGracePeriodSeconds"]),
         scrape_interval_seconds=_duration_seconds(monitor["interval"]),
         queue=queue,
@@ -163,7 +182,7 @@ def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
     )
 
 
-def _keda(scaled_object: dict[str, Any]) -> tuple[HpaSpec, str, str, KedaFallback | None]:
+def _keda(scaled_object: dict[str, Any], queue: str) -> tuple[HpaSpec, str, KedaFallback | None]:
     """The HPA KEDA makes from a ScaledObject: same min/max, the trigger's threshold as the
     External metric's AverageValue target, the advanced behavior; its query as the load."""
     spec = scaled_object["spec"]
@@ -191,14 +210,13 @@ def _keda(scaled_object: dict[str, Any]) -> tuple[HpaSpec, str, str, KedaFallbac
         }
     }
     query = trigger["metadata"]["query"].replace('namespace="jobs"', f'namespace="{NAMESPACE}"')
-    queue = re.search(r'queue="([^"]+)"', query)
-    if queue is None:
-        raise ValueError("the KEDA trigger's query names no queue")
+    queues = re.search(r'queue=~"([^"]+)"', query)
+    if queues is None or queue not in queues.group(1).split("|"):
+        raise ValueError(f"the KEDA trigger's query does not read queue {queue}: {query}")
     fallback = spec.get("fallback")
     return (
         HpaSpec.from_manifest(manifest),
         query,
-        queue.group(1),
         None
         if fallback is None
         else KedaFallback(

@@ -72,16 +72,24 @@ class Stage:
         self._next_activation_check = self._t0
         self._last_active = self._t0
         self.db = SystemDatabase(database_url)
+        # The chart's registry ConfigMap, where every process reads it.
+        registry = workdir / "registry.json"
+        registry.write_text(config.registry)
+        mounted = {"WORKFLOW_REGISTRY": str(registry)}
         self.api = Api(
             database_url,
             workdir,
-            **{k: v for k, v in config.api_env.items() if k not in ("API_HOST", "API_PORT")},
+            **(
+                {k: v for k, v in config.api_env.items() if k not in ("API_HOST", "API_PORT")}
+                | mounted
+            ),
         )
         self.deployment = Deployment(
             "worker",
             PodTemplate(
                 env={
                     **config.worker_env,
+                    **mounted,
                     "DBOS_SYSTEM_DATABASE_URL": database_url,
                     "STEP_AUDIT_FILE": str(self._audit),
                 },

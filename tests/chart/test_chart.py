@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 from services import contract
+from services.contract import registry as workflow_registry
 from tests.support.chart import (
     CHART,
     DASHBOARD,
+    NAMESPACE,
     SCENARIOS,
     find,
     render,
@@ -23,6 +25,7 @@ KUBE_VERSIONS = ["1.30.0", "1.33.0"]
 # Custom resources: no Kubernetes schema; each is checked by its own test below.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 DEFAULTS = {"database": {"existingSecret": "db"}}
+REGISTRY = workflow_registry.load({})
 
 
 def _scenario_id(path: Path) -> str:
@@ -88,7 +91,12 @@ def test_hpa_scales_the_worker_deployment_on_the_metric_the_api_exports() -> Non
     (metric,) = hpa["spec"]["metrics"]
     assert metric["type"] == "External"
     assert metric["external"]["metric"]["name"] == contract.QUEUE_LOAD_METRIC
-    assert metric["external"]["metric"]["selector"]["matchLabels"] == {"queue": contract.QUEUE_NAME}
+    # The one default pool serves every queue of the registry: it scales on the busiest.
+    assert metric["external"]["metric"]["selector"] == {
+        "matchExpressions": [
+            {"key": "queue", "operator": "In", "values": sorted(REGISTRY.queues)},
+        ]
+    }
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "1"}
 
 
@@ -197,10 +205,48 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
                 **DEFAULTS,
                 "worker": {"drainTimeoutSeconds": 60, "terminationGracePeriodSeconds": 30},
             },
-            "worker.terminationGracePeriodSeconds",
+            "terminationGracePeriodSeconds must be greater than drainTimeoutSeconds",
         ),
         ({}, "database.existingSecret"),
         ({**DEFAULTS, "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}, "minReplicas"),
+        (
+            {**DEFAULTS, "workerPools": [{"name": "a"}, {"name": "b"}]},
+            "pools a, b all leave queues empty",
+        ),
+        (
+            {
+                **DEFAULTS,
+                "workerPools": [
+                    {"name": "a", "queues": ["fanout"]},
+                    {"name": "b", "queues": ["fanout", "workflow-queue"]},
+                ],
+            },
+            'queue "fanout" is in pools "a" and "b"',
+        ),
+        (
+            {**DEFAULTS, "workerPools": [{"name": "default", "queues": ["fan-out"]}]},
+            'names queue "fan-out", which the registry does not declare',
+        ),
+        (
+            {**DEFAULTS, "workerPools": [{"name": "a", "queues": ["fanout"]}]},
+            "no pool serves queue(s) fanout-items, workflow-queue",
+        ),
+        (
+            {**DEFAULTS, "workerPools": [{"name": "a"}, {"name": "a", "queues": ["fanout"]}]},
+            'the name "a" is used twice',
+        ),
+        (
+            {**DEFAULTS, "workerPools": [{"name": "Bad_Name"}]},
+            "workerPools/0/name",
+        ),
+        (
+            {**DEFAULTS, "autoscaling": {"maxReplicas": 12}},
+            "the release may open 107 database connections at its maximum",
+        ),
+        (
+            {**DEFAULTS, "registry": {"queues": {"q": {"worker_concurrency": 1}}}},
+            "registry",
+        ),
         ({**DEFAULTS, "replicas": 3}, "replicas"),
         ({**DEFAULTS, "worker": {"concurrency": "ten"}}, "concurrency"),
         ({"database": {"url": "mysql://x"}}, "url"),
@@ -214,6 +260,14 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         "grace-below-drain",
         "no-database",
         "min-above-max",
+        "two-open-pools",
+        "queue-in-two-pools",
+        "unknown-queue",
+        "unserved-queue",
+        "pool-named-twice",
+        "bad-pool-name",
+        "connection-budget",
+        "registry-incomplete",
         "unknown-key",
         "wrong-type",
         "bad-url",
@@ -265,22 +319,132 @@ def test_the_migration_job_can_connect_as_the_schema_owner() -> None:
     }
 
 
-def test_the_migration_registers_the_queue_with_the_workers_settings() -> None:
-    # A fleet scaled to zero (KEDA) has no worker to register the queue, and its load is only
-    # reported once the queue is: the migration registers it, with the workers' settings.
+def test_the_migration_registers_every_queue_as_its_pool_will() -> None:
+    # A pool scaled to zero (KEDA) has no worker to register its queues, and their load is only
+    # reported once they are: the migration registers them from the registry the chart mounts,
+    # into which each pool's sizing is written.
     values = {
         "database": {"existingSecret": "app"},
         "worker": {"concurrency": 25, "pollingIntervalSeconds": 0.5, "heartbeatIntervalSeconds": 2},
+        "workerPools": [
+            {"name": "default"},
+            {"name": "fan", "queues": ["fanout"], "concurrency": 3},
+        ],
+        "autoscaling": {"maxReplicas": 5},
         "executorGraceSeconds": 10,
     }
     objects = render(values)
-    job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
-    worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
-    names = ("WORKER_CONCURRENCY", "WORKER_POLLING_INTERVAL_SECONDS", "HEARTBEAT_INTERVAL_SECONDS")
-    job_env = {e["name"]: e.get("value") for e in job["env"] if e["name"] in names}
-    worker_env = {e["name"]: e.get("value") for e in worker["env"] if e["name"] in names}
+    job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]
+    registry = workflow_registry.parse(
+        find(objects, "ConfigMap", "-registry-migrate")["data"]["registry.json"], "configmap"
+    )
+    assert {name: q.worker_concurrency for name, q in registry.queues.items()} == {
+        "fanout": 3,
+        "fanout-items": 25,
+        "workflow-queue": 25,
+    }
+    assert {q.polling_interval_seconds for q in registry.queues.values()} == {0.5}
+    assert (
+        find(objects, "ConfigMap", "-registry")["data"]
+        == find(objects, "ConfigMap", "-registry-migrate")["data"]
+    )
+    env = {e["name"]: e.get("value") for e in job["containers"][0]["env"]}
     # The migration checks the grace against the heartbeat interval, as a worker does.
-    assert job_env == worker_env == {names[0]: "25", names[1]: "0.5", names[2]: "2"}
+    assert env["HEARTBEAT_INTERVAL_SECONDS"] == "2"
+    assert "WORKER_CONCURRENCY" not in env
+    assert job["volumes"][-1]["configMap"]["name"].endswith("-registry-migrate")
+    hook = find(objects, "ConfigMap", "-registry-migrate")["metadata"]["annotations"]
+    # Made before the Job (a pre-install hook runs before the release's other objects exist).
+    assert (
+        hook["helm.sh/hook-weight"]
+        < find(objects, "Job", "-migrate")["metadata"]["annotations"]["helm.sh/hook-weight"]
+    )
+
+
+def test_the_chart_ships_the_images_built_in_registry() -> None:
+    shipped = (CHART / "files" / "registry.json").read_text()
+    assert json.loads(shipped) == json.loads(workflow_registry.BUILT_IN.read_text())
+
+
+def test_every_container_reads_the_one_registry_and_restarts_when_it_changes() -> None:
+    objects = render(DEFAULTS)
+    changed = render({**DEFAULTS, "workerPools": [{"name": "default", "concurrency": 7}]})
+    for owner, _pod, container in _containers(objects):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["WORKFLOW_REGISTRY"] == "/etc/dbos-queue-worker/registry.json", owner
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "registry")
+        assert mount["mountPath"] == "/etc/dbos-queue-worker" and mount["readOnly"], owner
+    for name in ("-api", "-worker"):
+        before = find(objects, "Deployment", name)["spec"]["template"]["metadata"]
+        after = find(changed, "Deployment", name)["spec"]["template"]["metadata"]
+        assert (
+            before["annotations"]["checksum/registry"] != after["annotations"]["checksum/registry"]
+        )
+
+
+def test_two_pools_get_their_own_deployment_autoscaler_and_queues() -> None:
+    values = values_of(CHART / "ci" / "pools-values.yaml")
+    objects = render(values)
+    default, fanout = (
+        find(objects, "Deployment", "-worker"),
+        find(objects, "Deployment", "-worker-fanout"),
+    )
+    hpas = {o["metadata"]["name"]: o for o in objects if o["kind"] == "HorizontalPodAutoscaler"}
+    assert set(hpas) == {default["metadata"]["name"], fanout["metadata"]["name"]}
+    for deployment, queues, maximum in (
+        (default, ["workflow-queue"], 6),
+        (fanout, ["fanout", "fanout-items"], 4),
+    ):
+        name = deployment["metadata"]["name"]
+        hpa = hpas[name]
+        assert hpa["spec"]["scaleTargetRef"]["name"] == name
+        assert hpa["spec"]["maxReplicas"] == maximum
+        (metric,) = hpa["spec"]["metrics"]
+        (selector,) = metric["external"]["metric"]["selector"]["matchExpressions"]
+        assert selector == {"key": "queue", "operator": "In", "values": queues}
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["WORKER_QUEUES"] == ",".join(queues)
+    assert hpas[fanout["metadata"]["name"]]["spec"]["metrics"][0]["external"]["target"] == {
+        "type": "AverageValue",
+        "averageValue": "0.8",
+    }
+    # Each pool's pods are its own: selectors never overlap, so neither the PDBs nor the
+    # Services nor the ServiceMonitors take the other pool's pods.
+    selectors = [d["spec"]["selector"]["matchLabels"] for d in (default, fanout)]
+    assert selectors[0] != selectors[1]
+    names = {default["metadata"]["name"], fanout["metadata"]["name"]}
+    for kind in ("PodDisruptionBudget", "Service", "ServiceMonitor"):
+        owned = {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+        assert names <= set(owned), kind
+    fan_pod = fanout["spec"]["template"]["spec"]
+    assert fan_pod["containers"][0]["image"] == "registry.example.com/acme/fanout-worker:1.4.2"
+    assert fan_pod["nodeSelector"] == {"workload": "io-bound"}
+    assert "nodeSelector" not in default["spec"]["template"]["spec"]
+    monitors = [
+        o for o in objects if o["kind"] == "ServiceMonitor" and o["metadata"]["name"] in names
+    ]
+    pools = {m["spec"]["endpoints"][0]["relabelings"][0]["replacement"] for m in monitors}
+    assert pools == {"default", "fanout"}
+
+
+def test_keda_scales_each_pool_on_the_busiest_of_its_queues() -> None:
+    values = {
+        **values_of(CHART / "ci" / "pools-values.yaml"),
+        "autoscaling": {"enabled": False},
+        "keda": {"enabled": True, "maxReplicaCount": 5},
+    }
+    objects = render(values)
+    queries = {
+        o["metadata"]["name"]: o["spec"]["triggers"][0]["metadata"]["query"]
+        for o in objects
+        if o["kind"] == "ScaledObject"
+    }
+    metric, namespace = contract.QUEUE_LOAD_METRIC, f'namespace="{NAMESPACE}"'
+    assert sorted(queries.values()) == [
+        f'max({metric}{{{namespace}, queue=~"fanout|fanout-items"}})',
+        f'max({metric}{{{namespace}, queue=~"workflow-queue"}})',
+    ]
 
 
 def test_scale_to_zero_without_the_migration_is_refused() -> None:

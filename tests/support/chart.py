@@ -49,7 +49,13 @@ def dashboard_exprs() -> list[str]:
 
 
 def dashboard_variables(namespace: str) -> dict[str, str]:
-    return {"$__rate_interval": "1m", "$namespace": namespace, "$queue": ".*", "$hpa": ".*worker.*"}
+    return {
+        "$__rate_interval": "1m",
+        "$namespace": namespace,
+        "$queue": ".*",
+        "$pool": ".*",
+        "$hpa": ".*worker.*",
+    }
 
 
 def substitute(expr: str, variables: dict[str, str]) -> str:
@@ -58,12 +64,15 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return expr
 
 
-def adapter_query(namespace: str, queue: str) -> str:
-    """The adapter rule's metricsQuery, as the adapter expands it for the HPA's selector."""
+def adapter_query(namespace: str, queues: str | list[str]) -> str:
+    """The adapter rule's metricsQuery, as the adapter expands it for an HPA whose selector is
+    `queue In (queues)`: prometheus-adapter turns In into a regex match of the values joined
+    by "|" (pkg/external-provider/query_builder.go), even for one value."""
     rule = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["external"][0]
     series = re.match(r"^(\w+)", rule["seriesQuery"])
     assert series is not None
-    matchers = f'namespace="{namespace}",queue="{queue}"'
+    values = [queues] if isinstance(queues, str) else queues
+    matchers = f'namespace="{namespace}",queue=~"{"|".join(values)}"'
     query: str = rule["metricsQuery"]
     return query.replace("<<.Series>>", series.group(1)).replace("<<.LabelMatchers>>", matchers)
 

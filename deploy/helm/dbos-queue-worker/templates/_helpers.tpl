@@ -55,12 +55,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-worker" (include "dqw.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The HPA that scales the workers: ours, or the one KEDA makes for its ScaledObject. */}}
+{{/* The HPA that scales a pool: ours, or the one KEDA makes for its ScaledObject; pass
+(dict "ctx" $ "pool" $pool). */}}
 {{- define "dqw.hpaName" -}}
-{{- if .Values.keda.enabled -}}
-{{- printf "keda-hpa-%s" (include "dqw.workerName" .) -}}
+{{- if .ctx.Values.keda.enabled -}}
+{{- printf "keda-hpa-%s" .pool.fullname -}}
 {{- else -}}
-{{- include "dqw.workerName" . -}}
+{{- .pool.fullname -}}
 {{- end -}}
 {{- end -}}
 
@@ -83,17 +84,118 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.logLevel | quote }}
 {{- end -}}
 
-{{/* Worker settings the migration reads too: it registers the queue with the workers'
-concurrency and polling interval (a fleet scaled to zero has no worker to register it, and its
-load is unknown until the queue is), and checks the grace against the heartbeat interval as a
-worker does. */}}
+{{/* Worker settings the migration reads too: it checks the grace against the heartbeat
+interval as a worker does. */}}
 {{- define "dqw.workerSettingsEnv" -}}
-- name: WORKER_CONCURRENCY
-  value: {{ .Values.worker.concurrency | quote }}
-- name: WORKER_POLLING_INTERVAL_SECONDS
-  value: {{ .Values.worker.pollingIntervalSeconds | quote }}
 - name: HEARTBEAT_INTERVAL_SECONDS
   value: {{ .Values.worker.heartbeatIntervalSeconds | quote }}
+{{- end -}}
+
+{{/* The registry of workflow types and queues the release runs (as a dict): `registry`, or
+the images' built-in one (files/registry.json, a copy kept identical by a test), with each
+pool's concurrency and polling interval written into its queues, so the migration registers
+every queue as the pool serving it will. */}}
+{{- define "dqw.registry" -}}
+{{- $registry := include "dqw.declaredRegistry" . | fromJson -}}
+{{- range $pool := (include "dqw.pools" . | fromJson).pools -}}
+{{- range $queue := $pool.queues -}}
+{{- $spec := index $registry.queues $queue -}}
+{{- if not (kindIs "invalid" $pool.concurrency) -}}
+{{- $_ := set $spec "worker_concurrency" (int $pool.concurrency) -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $pool.pollingIntervalSeconds) -}}
+{{- $_ := set $spec "polling_interval_seconds" (float64 $pool.pollingIntervalSeconds) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $registry -}}
+{{- end -}}
+
+{{- define "dqw.declaredRegistry" -}}
+{{- if .Values.registry -}}
+{{- toJson .Values.registry -}}
+{{- else -}}
+{{- .Files.Get "files/registry.json" | fromJson | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "dqw.registryPath" -}}/etc/dbos-queue-worker/registry.json{{- end -}}
+
+{{/* Where every container finds the registry: the ConfigMap, mounted read-only. */}}
+{{- define "dqw.registryEnv" -}}
+- name: WORKFLOW_REGISTRY
+  value: {{ include "dqw.registryPath" . | quote }}
+{{- end -}}
+{{- define "dqw.registryMount" -}}
+- {name: registry, mountPath: /etc/dbos-queue-worker, readOnly: true}
+{{- end -}}
+{{/* Pass (dict "ctx" $ "suffix" "registry") (or "registry-migrate" for the Job). */}}
+{{- define "dqw.registryVolume" -}}
+- name: registry
+  configMap:
+    name: {{ include "dqw.fullname" .ctx }}-{{ .suffix }}
+{{- end -}}
+{{- define "dqw.registryChecksum" -}}
+checksum/registry: {{ include "dqw.registry" . | sha256sum | trunc 16 }}
+{{- end -}}
+
+{{/* The worker pools, resolved (as JSON: {"pools": [...]}): each with its queues (a pool
+without queues takes those no other pool names), its Deployment's name and component, and
+the worker.*, autoscaling.* and keda.* settings its own keys replace. */}}
+{{- define "dqw.pools" -}}
+{{- $registry := include "dqw.declaredRegistry" . | fromJson -}}
+{{- $named := list -}}
+{{- range $p := .Values.workerPools -}}
+{{- range $q := ($p.queues | default list) -}}
+{{- $named = append $named $q -}}
+{{- end -}}
+{{- end -}}
+{{- $rest := list -}}
+{{- range $q := keys ($registry.queues | default dict) | sortAlpha -}}
+{{- if not (has $q $named) -}}
+{{- $rest = append $rest $q -}}
+{{- end -}}
+{{- end -}}
+{{- $settings := list "replicas" "concurrency" "pollingIntervalSeconds" "drainTimeoutSeconds" "terminationGracePeriodSeconds" "resources" "extraEnv" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "pdb" -}}
+{{- $pools := list -}}
+{{- range $p := .Values.workerPools -}}
+{{- $pool := dict "name" $p.name "queues" ($p.queues | default $rest) "image" ($p.image | default (include "dqw.image" (dict "ctx" $ "component" "worker"))) -}}
+{{- range $key := $settings -}}
+{{- $_ := set $pool $key (ternary (index $p $key) (index $.Values.worker $key) (hasKey $p $key)) -}}
+{{- end -}}
+{{- $_ := set $pool "autoscaling" (merge (deepCopy ($p.autoscaling | default dict)) (pick $.Values.autoscaling "minReplicas" "maxReplicas" "targetLoadPerWorker" "behavior")) -}}
+{{- $_ := set $pool "keda" (merge (deepCopy ($p.keda | default dict)) (pick $.Values.keda "minReplicaCount" "maxReplicaCount" "fallbackReplicas" "cooldownPeriod" "pollingInterval")) -}}
+{{- if eq $p.name "default" -}}
+{{- $_ := set $pool "component" "worker" -}}
+{{- $_ := set $pool "fullname" (include "dqw.workerName" $) -}}
+{{- else -}}
+{{- $_ := set $pool "component" (printf "worker-%s" $p.name) -}}
+{{- $_ := set $pool "fullname" (printf "%s-%s" (include "dqw.workerName" $) $p.name | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+{{- $pools = append $pools $pool -}}
+{{- end -}}
+{{- toJson (dict "pools" $pools "rest" $rest) -}}
+{{- end -}}
+
+{{/* The most connections the release may hold at once (see the README's connection budget):
+each worker DBOS's pool + 4 (listener, heartbeats, housekeeping), each API process its pool,
+and the migration Job's one. */}}
+{{- define "dqw.maxConnections" -}}
+{{- $total := 1 -}}
+{{- range $pool := (include "dqw.pools" . | fromJson).pools -}}
+{{- $total = add $total (mul (include "dqw.poolMaxReplicas" (dict "ctx" $ "pool" $pool)) (add $.Values.worker.dbPoolSize 4)) -}}
+{{- end -}}
+{{- add $total (mul .Values.api.replicas .Values.api.processes .Values.api.dbPoolSize) -}}
+{{- end -}}
+
+{{- define "dqw.poolMaxReplicas" -}}
+{{- if .ctx.Values.autoscaling.enabled -}}
+{{- int .pool.autoscaling.maxReplicas -}}
+{{- else if .ctx.Values.keda.enabled -}}
+{{- int .pool.keda.maxReplicaCount -}}
+{{- else -}}
+{{- int .pool.replicas -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Environment both services read. */}}
@@ -110,14 +212,59 @@ worker does. */}}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled -}}
 {{- fail "autoscaling.enabled and keda.enabled are both true: choose one scaler for the workers" -}}
 {{- end -}}
-{{- if le (int .Values.worker.terminationGracePeriodSeconds) (int .Values.worker.drainTimeoutSeconds) -}}
-{{- fail "worker.terminationGracePeriodSeconds must be greater than worker.drainTimeoutSeconds, or Kubernetes kills workers mid-drain" -}}
+{{- $resolved := include "dqw.pools" . | fromJson -}}
+{{- $registry := include "dqw.declaredRegistry" . | fromJson -}}
+{{- if not (and (kindIs "map" $registry.queues) $registry.queues (kindIs "map" $registry.workflows) $registry.default_workflow) -}}
+{{- fail "registry must declare default_workflow, queues and workflows (the format of services/contract/registry.json), or be empty for the images' built-in one" -}}
+{{- end -}}
+{{- $declared := keys $registry.queues | sortAlpha -}}
+{{- $seen := dict -}}
+{{- $open := list -}}
+{{- range $p := .Values.workerPools -}}
+{{- if hasKey $seen $p.name -}}
+{{- fail (printf "workerPools: the name %q is used twice" $p.name) -}}
+{{- end -}}
+{{- $_ := set $seen $p.name list -}}
+{{- if not $p.queues -}}
+{{- $open = append $open $p.name -}}
+{{- end -}}
+{{- end -}}
+{{- if gt (len $open) 1 -}}
+{{- fail (printf "workerPools: pools %s all leave queues empty: at most one pool takes the queues the others do not name" (join ", " $open)) -}}
+{{- end -}}
+{{- $owner := dict -}}
+{{- range $pool := $resolved.pools -}}
+{{- if not $pool.queues -}}
+{{- fail (printf "workerPools: pool %q serves no queue: the other pools name every queue of the registry" $pool.name) -}}
+{{- end -}}
+{{- range $q := $pool.queues -}}
+{{- if not (has $q $declared) -}}
+{{- fail (printf "workerPools: pool %q names queue %q, which the registry does not declare (declared: %s)" $pool.name $q (join ", " $declared)) -}}
+{{- end -}}
+{{- if hasKey $owner $q -}}
+{{- fail (printf "workerPools: queue %q is in pools %q and %q: a queue belongs to one pool (each scales on its queues' load)" $q (get $owner $q) $pool.name) -}}
+{{- end -}}
+{{- $_ := set $owner $q $pool.name -}}
+{{- end -}}
+{{- if le (int $pool.terminationGracePeriodSeconds) (int $pool.drainTimeoutSeconds) -}}
+{{- fail (printf "workerPools %q: terminationGracePeriodSeconds must be greater than drainTimeoutSeconds (from worker.* unless the pool sets them), or Kubernetes kills workers mid-drain" $pool.name) -}}
+{{- end -}}
+{{- if and $.Values.autoscaling.enabled (gt (int $pool.autoscaling.minReplicas) (int $pool.autoscaling.maxReplicas)) -}}
+{{- fail (printf "workerPools %q: autoscaling minReplicas is greater than maxReplicas" $pool.name) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $resolved.rest (not $open) -}}
+{{- fail (printf "workerPools: no pool serves queue(s) %s of the registry: name them in a pool, or leave one pool's queues empty to serve every queue the others do not name" (join ", " $resolved.rest)) -}}
+{{- end -}}
+{{- with .Values.database.maxConnections -}}
+{{- $budget := sub (int .) (int $.Values.database.reservedConnections) -}}
+{{- $needed := int (include "dqw.maxConnections" $) -}}
+{{- if gt $needed $budget -}}
+{{- fail (printf "the release may open %d database connections at its maximum (per worker pool: max workers x (worker.dbPoolSize %d + 4); API: replicas x processes x dbPoolSize; migration: 1), more than database.maxConnections %d minus database.reservedConnections %d: lower the pools' maximum replicas or the pool sizes, or raise max_connections and database.maxConnections" $needed (int $.Values.worker.dbPoolSize) (int .) (int $.Values.database.reservedConnections)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and (not .Values.database.existingSecret) (not .Values.database.url) -}}
 {{- fail "set database.existingSecret (recommended) or database.url: the services need the system database" -}}
-{{- end -}}
-{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) -}}
-{{- fail "autoscaling.minReplicas is greater than autoscaling.maxReplicas" -}}
 {{- end -}}
 {{- if lt (float64 .Values.executorGraceSeconds) (addf 2 (mulf 4 (float64 .Values.worker.heartbeatIntervalSeconds))) -}}
 {{- fail "executorGraceSeconds must be at least four times worker.heartbeatIntervalSeconds plus 2 (workers refuse to start otherwise)" -}}
