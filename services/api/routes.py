@@ -1,10 +1,10 @@
-"""HTTP endpoints. Handlers validate input, then run the blocking database work in a thread."""
+"""HTTP endpoints (the route table) and the handlers of reads and actions; enqueues are in
+services.api.enqueue_handlers. Handlers validate input, then run the blocking database work
+in a thread."""
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
-from urllib.parse import quote
 
 import anyio
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,116 +13,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.api import enqueue_input, progress_page, request_body, schemas, views
-from services.api.database_work import bounded, database_work
-from services.api.enqueue_input import Enqueue, EnqueueRequest, InvalidEnqueue
+from services.api import enqueue_handlers, progress_page, request_body, schemas, views
+from services.api.database_work import database_work
 from services.api.fleet import Fleet
+from services.api.handling import bad_request, registry_of, workflows_of
 from services.api.listing import PageFilter, PageKey
 from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
-from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
 from services.api.store import Store
-from services.api.workflows import BatchConflict, Workflows
-from services.contract.registry import Registry
 
 logger = logging.getLogger(__name__)
 Handler = Callable[[Request], Awaitable[Response]]
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
-# A path segment that needs no percent-encoding (every id the API makes is one).
-URL_SAFE: Final = re.compile(r"[A-Za-z0-9._~-]+")
-
-
-def _bad_request(exc: InvalidInput) -> Problem:
-    return Problem(400, "Bad Request", str(exc))
-
-
-def _workflows(request: Request) -> Workflows:
-    workflows: Workflows = request.state.workflows
-    return workflows
-
-
-def _registry(request: Request) -> Registry:
-    registry: Registry = request.state.registry
-    return registry
-
-
-def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueue:
-    try:
-        return enqueue_input.resolve(body, _registry(request), prefix)
-    except InvalidEnqueue as exc:
-        raise request_body.unprocessable(exc.errors) from None
-
-
-async def enqueue_workflow(request: Request) -> Response:
-    body = await request_body.read_json_body(request)
-    enqueue = _resolve(
-        request,
-        request_body.parse_json(body, EnqueueRequest) if body.strip() else EnqueueRequest(),
-    )
-    key = request.headers.get("idempotency-key")
-    try:
-        keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
-    except InvalidInput as exc:
-        raise _bad_request(exc) from None
-    workflow_id, replayed = await bounded(request, _workflows(request).enqueue(enqueue, keyed_id))
-    location = _workflow_path(request, workflow_id)
-    headers = {"Location": location}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(
-        {"workflow_id": workflow_id, "url": location}, status_code=202, headers=headers
-    )
-
-
-async def enqueue_batch(request: Request) -> Response:
-    batch = request_body.parse_json(
-        await request_body.read_json_body(request, schemas.MAX_BATCH_BODY_BYTES),
-        enqueue_input.BatchRequest,
-    )
-    errors: list[dict[str, str]] = []
-    items: list[tuple[Enqueue, str | None]] = []
-    for index, item in enumerate(batch.workflows):
-        try:
-            enqueue = enqueue_input.resolve(item, _registry(request), f"workflows.{index}.")
-        except InvalidEnqueue as exc:
-            errors.extend(exc.errors)
-            continue
-        key = item.idempotency_key
-        items.append((enqueue, None if key is None else schemas.idempotency_workflow_id(key)))
-    errors.extend(enqueue_input.repeated_in_batch(batch.workflows, [e for e, _ in items]))
-    if errors:
-        raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
-    try:
-        enqueued = await database_work(request, _workflows(request).enqueue_batch, items)
-    except BatchConflict as exc:
-        raise Problem(409, "Conflict", str(exc)) from None
-    return JSONResponse(
-        {
-            "workflows": [
-                {
-                    "workflow_id": workflow_id,
-                    "url": _workflow_path(request, workflow_id),
-                    "replayed": replayed,
-                }
-                for workflow_id, replayed in enqueued
-            ]
-        },
-        status_code=202,
-    )
-
-
-async def list_workflow_types(request: Request) -> Response:
-    return JSONResponse(views.registry_json(_registry(request)))
-
-
-def _workflow_path(request: Request, workflow_id: str) -> str:
-    """Where a workflow is read (the URL path of get_workflow, under the app's root path)."""
-    if not URL_SAFE.fullmatch(workflow_id):
-        workflow_id = quote(workflow_id, safe="")
-    return f"{request.scope.get('root_path', '')}/workflows/{workflow_id}"
 
 
 async def list_workflows(request: Request) -> Response:
@@ -132,15 +37,15 @@ async def list_workflows(request: Request) -> Response:
         only = PageFilter(
             status=schemas.parse_status(schemas.single_value("status", params.getlist("status"))),
             workflows=schemas.parse_types(
-                _registry(request),
+                registry_of(request),
                 schemas.single_value("workflow", params.getlist("workflow")),
                 schemas.single_value("queue", params.getlist("queue")),
             ),
         )
         after = schemas.decode_cursor(schemas.single_value("cursor", params.getlist("cursor")))
     except InvalidInput as exc:
-        raise _bad_request(exc) from None
-    records = await database_work(request, _workflows(request).list_page, limit, after, only)
+        raise bad_request(exc) from None
+    records = await database_work(request, workflows_of(request).list_page, limit, after, only)
     next_cursor = None
     if len(records) == limit:
         last = records[-1]
@@ -152,27 +57,27 @@ async def list_workflows(request: Request) -> Response:
 
 async def get_workflow(request: Request) -> Response:
     record = await database_work(
-        request, _workflows(request).get, request.path_params["workflow_id"]
+        request, workflows_of(request).get, request.path_params["workflow_id"]
     )
     return JSONResponse(views.workflow_json(record))
 
 
 async def list_steps(request: Request) -> Response:
     workflow_id = request.path_params["workflow_id"]
-    steps = await database_work(request, _workflows(request).steps, workflow_id)
+    steps = await database_work(request, workflows_of(request).steps, workflow_id)
     return JSONResponse(views.steps_json(workflow_id, steps))
 
 
 async def cancel_workflow(request: Request) -> Response:
     record = await database_work(
-        request, _workflows(request).cancel, request.path_params["workflow_id"]
+        request, workflows_of(request).cancel, request.path_params["workflow_id"]
     )
     return JSONResponse(views.workflow_json(record), status_code=202)
 
 
 async def resume_workflow(request: Request) -> Response:
     record = await database_work(
-        request, _workflows(request).resume, request.path_params["workflow_id"]
+        request, workflows_of(request).resume, request.path_params["workflow_id"]
     )
     return JSONResponse(views.workflow_json(record), status_code=202)
 
@@ -232,7 +137,7 @@ def _route(path: str, handlers: Mapping[str, Handler], name: str | None = None) 
             try:
                 schemas.parse_workflow_id(request.path_params["workflow_id"])
             except InvalidInput as exc:
-                raise _bad_request(exc) from None
+                raise bad_request(exc) from None
         return await handlers[method](request)
 
     if name is None:
@@ -244,10 +149,14 @@ def _route(path: str, handlers: Mapping[str, Handler], name: str | None = None) 
 routes = [
     _route("/", {"GET": progress_page.index}),
     _route("/static/{name}", {"GET": progress_page.static_file}),
-    _route("/workflows", {"GET": list_workflows, "POST": enqueue_workflow}, name="workflows"),
-    _route("/workflows:batch", {"POST": enqueue_batch}),
+    _route(
+        "/workflows",
+        {"GET": list_workflows, "POST": enqueue_handlers.enqueue_workflow},
+        name="workflows",
+    ),
+    _route("/workflows:batch", {"POST": enqueue_handlers.enqueue_batch}),
     _route("/workflows/{workflow_id}", {"GET": get_workflow}),
-    _route("/workflow-types", {"GET": list_workflow_types}),
+    _route("/workflow-types", {"GET": enqueue_handlers.list_workflow_types}),
     _route("/workflows/{workflow_id}/steps", {"GET": list_steps}),
     _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}),
     _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}),

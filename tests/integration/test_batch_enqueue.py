@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from services.api import enqueue_input, schemas
+from services.api import enqueue_bodies, schemas
 from tests.integration.conftest import Stack
 from tests.support.databases import count_workflows
 
@@ -82,13 +82,13 @@ def test_a_thousand_workflows_in_one_request(idle_stack: Stack) -> None:
     api, url = idle_stack.api, idle_stack.database_url
     before = count_workflows(url)
     items = [
-        {"num_steps": 1 + i % 5, "step_seconds": 0} for i in range(enqueue_input.MAX_BATCH_SIZE)
+        {"num_steps": 1 + i % 5, "step_seconds": 0} for i in range(enqueue_bodies.MAX_BATCH_SIZE)
     ]
     response = _batch(api, *items)
     assert response.status_code == 202, response.text
     enqueued = response.json()["workflows"]
-    assert len({w["workflow_id"] for w in enqueued}) == enqueue_input.MAX_BATCH_SIZE
-    assert count_workflows(url) == before + enqueue_input.MAX_BATCH_SIZE
+    assert len({w["workflow_id"] for w in enqueued}) == enqueue_bodies.MAX_BATCH_SIZE
+    assert count_workflows(url) == before + enqueue_bodies.MAX_BATCH_SIZE
     # Each one reads back with its own input.
     for index in (0, 1, 998, 999):
         assert api.workflow(enqueued[index]["workflow_id"])["num_steps"] == 1 + index % 5
@@ -101,7 +101,7 @@ BAD_BATCHES = [
     pytest.param({"workflows": []}, "workflows", id="empty"),
     pytest.param({}, "workflows", id="missing"),
     pytest.param(
-        {"workflows": [{"num_steps": 1}] * (enqueue_input.MAX_BATCH_SIZE + 1)},
+        {"workflows": [{"num_steps": 1}] * (enqueue_bodies.MAX_BATCH_SIZE + 1)},
         "workflows",
         id="1001",
     ),

@@ -8,10 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from services import contract
+from services.api.enqueue_bodies import BatchItem, EnqueueRequest
 from services.api.enqueue_input import (
-    BatchItem,
     Enqueue,
-    EnqueueRequest,
     InvalidEnqueue,
     repeated_in_batch,
     resolve,

@@ -3,7 +3,7 @@
 from functools import cache
 from typing import Any
 
-from services.api import enqueue_input, schemas
+from services.api import enqueue_bodies, schemas
 from services.api.openapi.parts import UNAVAILABLE, json_response, model_schemas, problem_response
 from services.api.openapi.workflows import workflow_paths
 
@@ -150,8 +150,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "schemas": {
-                "EnqueueRequest": enqueue_input.EnqueueRequest.model_json_schema(),
-                **model_schemas(enqueue_input.BatchRequest),
+                "EnqueueRequest": enqueue_bodies.EnqueueRequest.model_json_schema(),
+                **model_schemas(enqueue_bodies.BatchRequest),
                 "Workflow": workflow_schema,
                 "Problem": problem_schema,
             }

@@ -1,0 +1,82 @@
+"""Enqueue endpoints: one workflow, a batch, and the registry of types they take."""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.api import enqueue_bodies, enqueue_input, request_body, schemas, views
+from services.api.database_work import bounded, database_work
+from services.api.enqueue_bodies import EnqueueRequest
+from services.api.enqueue_input import Enqueue, InvalidEnqueue
+from services.api.handling import bad_request, registry_of, workflow_path, workflows_of
+from services.api.problems import Problem
+from services.api.schemas import InvalidInput
+from services.api.workflows import BatchConflict
+
+
+def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueue:
+    try:
+        return enqueue_input.resolve(body, registry_of(request), prefix)
+    except InvalidEnqueue as exc:
+        raise request_body.unprocessable(exc.errors) from None
+
+
+async def enqueue_workflow(request: Request) -> Response:
+    body = await request_body.read_json_body(request)
+    enqueue = _resolve(
+        request,
+        request_body.parse_json(body, EnqueueRequest) if body.strip() else EnqueueRequest(),
+    )
+    key = request.headers.get("idempotency-key")
+    try:
+        keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
+    except InvalidInput as exc:
+        raise bad_request(exc) from None
+    workflow_id, replayed = await bounded(request, workflows_of(request).enqueue(enqueue, keyed_id))
+    location = workflow_path(request, workflow_id)
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        {"workflow_id": workflow_id, "url": location}, status_code=202, headers=headers
+    )
+
+
+async def enqueue_batch(request: Request) -> Response:
+    batch = request_body.parse_json(
+        await request_body.read_json_body(request, schemas.MAX_BATCH_BODY_BYTES),
+        enqueue_bodies.BatchRequest,
+    )
+    errors: list[dict[str, str]] = []
+    items: list[tuple[Enqueue, str | None]] = []
+    for index, item in enumerate(batch.workflows):
+        try:
+            enqueue = enqueue_input.resolve(item, registry_of(request), f"workflows.{index}.")
+        except InvalidEnqueue as exc:
+            errors.extend(exc.errors)
+            continue
+        key = item.idempotency_key
+        items.append((enqueue, None if key is None else schemas.idempotency_workflow_id(key)))
+    errors.extend(enqueue_input.repeated_in_batch(batch.workflows, [e for e, _ in items]))
+    if errors:
+        raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
+    try:
+        enqueued = await database_work(request, workflows_of(request).enqueue_batch, items)
+    except BatchConflict as exc:
+        raise Problem(409, "Conflict", str(exc)) from None
+    return JSONResponse(
+        {
+            "workflows": [
+                {
+                    "workflow_id": workflow_id,
+                    "url": workflow_path(request, workflow_id),
+                    "replayed": replayed,
+                }
+                for workflow_id, replayed in enqueued
+            ]
+        },
+        status_code=202,
+    )
+
+
+async def list_workflow_types(request: Request) -> Response:
+    return JSONResponse(views.registry_json(registry_of(request)))
