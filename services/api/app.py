@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from services.api import database, tables
+from services.api import database
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
@@ -25,6 +25,7 @@ from services.api.routes import routes
 from services.api.settings import ApiSettings
 from services.api.store import Store
 from services.api.workflows import Workflows
+from services.contract import dbos_tables as tables
 from services.contract import registry as workflow_registry
 from services.contract.registry import Registry
 
@@ -58,7 +59,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
             lazy=True,
             retry_connection_errors=False,
         )
-        store, fleet = Store(engine), Fleet(engine)
+        store, fleet = Store(engine), Fleet(engine, sorted(types.queues))
         grace_ms = int(settings.executor_grace_seconds * 1000)
         metrics.attach(
             QueueCollector(

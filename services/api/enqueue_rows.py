@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions
 from sqlalchemy.dialects import sqlite
 
-from services.api import tables
+from services.contract import dbos_tables as tables
 
 # workflow_status columns DBOS writes on a client enqueue, with their PostgreSQL types.
 # The others keep their defaults, as in DBOS's insert (None there means the column's NULL).

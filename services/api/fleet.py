@@ -6,12 +6,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.api.tables import now_ms, queues, with_schemas, workflow_status
+from services.contract import dbos_tables
 from services.contract import fleet as rules
+from services.contract.dbos_tables import now_ms, queues, with_schemas, workflow_status
 from services.contract.fleet import heartbeats
 
 # The statuses that make up a queue's depth (the metrics report each, 0 when none).
-QUEUED_STATUSES = ("ENQUEUED", "PENDING", "DELAYED")
+QUEUED_STATUSES = dbos_tables.QUEUED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class FleetSnapshot:
 
 
 class Fleet:
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, queue_names: Sequence[str]) -> None:
         self._engine = with_schemas(engine)
+        # The registry's queues: the work the reaper recovers, and so what counts as orphaned.
+        self._queue_names = list(queue_names)
 
     def snapshot(
         self, grace_ms: int, *, with_stranded: bool = True, max_executors: int = 500
@@ -79,7 +82,9 @@ class Fleet:
                 )
             ]
             live_versions = sa.select(hb.c.application_version).where(is_alive)
-            orphaned = [tuple(r) for r in conn.execute(_orphaned_query(now, grace_ms))]
+            orphaned = [
+                tuple(r) for r in conn.execute(_orphaned_query(now, grace_ms, self._queue_names))
+            ]
             stranded = None
             if with_stranded:
                 stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
@@ -174,15 +179,17 @@ def _partitions_query(partitioned: list[str]) -> sa.Select[Any]:
     )
 
 
-def _orphaned_query(now: sa.ColumnElement[int], grace_ms: int) -> sa.Select[Any]:
-    # Work of executors not heard from within the grace period, on every queue: what the
-    # reaper will recover once a live worker has beaten through the grace period meanwhile.
+def _orphaned_query(
+    now: sa.ColumnElement[int], grace_ms: int, queue_names: list[str]
+) -> sa.Select[Any]:
+    # Work of executors not heard from within the grace period, on the queues the reaper
+    # covers: what it will recover once a live worker has beaten through the grace period.
     ws = workflow_status
     return (
         sa.select(ws.c.queue_name, sa.func.count())
         .where(
             ws.c.status == "PENDING",
-            ws.c.queue_name.is_not(None),
+            ws.c.queue_name.in_(queue_names),
             rules.owner_is_silent(ws.c.executor_id, ws.c.updated_at, now, grace_ms),
         )
         .group_by(ws.c.queue_name)

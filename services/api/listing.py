@@ -10,7 +10,7 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 
 from services import contract
-from services.api.tables import workflow_events, workflow_input, workflow_status
+from services.contract.dbos_tables import workflow_events, workflow_input, workflow_status
 
 PORTABLE_JSON = "portable_json"
 

@@ -9,6 +9,7 @@ import uuid
 from typing import Final
 
 from services.api.listing import PageKey
+from services.contract import dbos_tables
 from services.contract.registry import NAME_PATTERN, Registry
 
 MAX_BODY_BYTES: Final = 16 * 1024
@@ -26,15 +27,7 @@ WORKFLOW_ID_RULE: Final = (
 # The cursor's time is compared with a BIGINT column (SQLite's integers have the same range).
 MIN_BIGINT: Final = -(2**63)
 MAX_BIGINT: Final = 2**63 - 1
-STATUSES: Final = (
-    "ENQUEUED",
-    "DELAYED",
-    "PENDING",
-    "SUCCESS",
-    "ERROR",
-    "CANCELLED",
-    "MAX_RECOVERY_ATTEMPTS_EXCEEDED",
-)
+STATUSES: Final = dbos_tables.STATUSES
 # Fixed namespace so the same Idempotency-Key always names the same workflow.
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("5b0f4a51-8f0e-4a43-9a57-0d1b3c2e7a10")
 

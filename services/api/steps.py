@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 
-from services.api.tables import operation_outputs, workflow_status
 from services.contract import fleet
+from services.contract.dbos_tables import operation_outputs, workflow_status
 
 PORTABLE_JSON: Final = "portable_json"
 

@@ -16,12 +16,12 @@ from services.api.listing import (
     records,
 )
 from services.api.steps import StepRecord, read_steps
-from services.api.tables import (
+from services.contract import fleet as rules
+from services.contract.dbos_tables import (
     now_ms,
     with_schemas,
     workflow_status,
 )
-from services.contract import fleet as rules
 from services.contract.fleet import executions, heartbeats
 
 

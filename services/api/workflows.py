@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
+from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat, WorkflowStatusString
 
 from services.api import enqueue_rows
 from services.api.db_threads import DatabaseThreads
@@ -26,7 +26,10 @@ from services.contract.registry import Registry
 # in flight at once.
 MAX_ENQUEUE_GROUP = 100
 ENQUEUE_WRITERS = 2
-RESUMABLE = {"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"}
+RESUMABLE = {
+    WorkflowStatusString.CANCELLED.value,
+    WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED.value,
+}
 # A cancelled execution is reported gone at its worker's next heartbeat after its step ends.
 RESUME_RETRY_AFTER_SECONDS = 1
 

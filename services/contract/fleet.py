@@ -74,9 +74,13 @@ CLOCK_SLACK_MS: Final = 1000
 
 
 def is_alive(now: sa.ColumnElement[int], grace_ms: int) -> sa.ColumnElement[bool]:
-    """Whether an executor was heard from within the grace period (what /executors and the
-    live-executors metric show). Never enough to take its work: see `owner_is_gone`."""
-    return sa.and_(heartbeats.c.stopped_at.is_(None), heartbeats.c.heartbeat_at >= now - grace_ms)
+    """Whether an executor was heard from within its grace period (`grace_of`: what /executors,
+    the live-executors metric and the orphaned count show). Never enough to take its work: see
+    `owner_is_gone`."""
+    return sa.and_(
+        heartbeats.c.stopped_at.is_(None),
+        heartbeats.c.heartbeat_at >= now - grace_of(heartbeats, grace_ms),
+    )
 
 
 def grace_of(executor: sa.FromClause, grace_ms: int) -> sa.ColumnElement[int]:
@@ -158,10 +162,13 @@ def owner_is_silent(
     now: sa.ColumnElement[int],
     grace_ms: int,
 ) -> sa.ColumnElement[bool]:
-    """What operators see as orphaned (for PENDING rows): the executor is not alive by the
-    clock (`is_alive`), or one the table never saw and whose row has been quiet that long.
-    Right after a stall this includes everyone's work; it is a view, never a reason to act:
-    the reaper acts only on `owner_is_gone`."""
+    """What operators see as orphaned (for PENDING rows on the registry's queues, the ones the
+    reaper covers): the executor is not alive by the clock (`is_alive`, with the same grace
+    the reaper judges it by), or one the table never saw and whose row has been quiet that
+    long, give or take the same clock slack. Right after a stall this includes everyone's
+    work; it is a view, never a reason to act: the reaper acts only on `owner_is_gone`, once a
+    witness has beaten through the grace period, so work counted here for longer than the
+    grace period plus the reaper's interval is work nobody recovers."""
     known = sa.select(heartbeats.c.executor_id)
     live = sa.select(heartbeats.c.executor_id).where(is_alive(now, grace_ms))
     return sa.or_(

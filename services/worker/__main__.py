@@ -6,7 +6,7 @@ import sys
 
 from dbos import DBOS, DBOSClient
 
-from services.contract import APP_NAME
+from services.contract import APP_NAME, dbos_tables
 from services.contract import registry as workflow_registry
 from services.contract.fleet import SCHEMA_VERSION
 from services.contract.registry import Registry
@@ -25,7 +25,7 @@ def migrate(settings: WorkerSettings, registry: Registry, app_role: str | None) 
         settings.database_url, pool_size=1, timeout_seconds=MIGRATION_TIMEOUT_SECONDS
     )
     try:
-        found = fleet_schema.upgrade(database.with_schemas(engine))
+        found = fleet_schema.upgrade(dbos_tables.with_schemas(engine))
         logging.getLogger(__name__).info(
             "worker.fleet_schema from_version=%d to_version=%d", found, max(found, SCHEMA_VERSION)
         )

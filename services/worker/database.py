@@ -1,45 +1,10 @@
-"""The worker's own database access apart from DBOS's pool: engines, and DBOS's tables as far
-as the worker reads or changes them (schema "dbos" on PostgreSQL, the main schema on SQLite)."""
+"""The worker's own database access apart from DBOS's pool: engines and advisory locks."""
 
 from typing import Any
 
 import sqlalchemy as sa
 
 from services import contract
-from services.contract import fleet as rules
-
-_dbos = sa.MetaData()
-workflow_status = sa.Table(
-    "workflow_status",
-    _dbos,
-    sa.Column("workflow_uuid", sa.Text, primary_key=True),
-    sa.Column("status", sa.Text),
-    sa.Column("name", sa.Text),
-    sa.Column("queue_name", sa.Text),
-    sa.Column("executor_id", sa.Text),
-    sa.Column("owner_xid", sa.Text),
-    sa.Column("started_at_epoch_ms", sa.BigInteger),
-    sa.Column("created_at", sa.BigInteger),
-    sa.Column("updated_at", sa.BigInteger),
-    sa.Column("completed_at", sa.BigInteger),
-    sa.Column("recovery_attempts", sa.BigInteger),
-    schema="dbos",
-)
-# Payload tables without a foreign key to workflow_status (the others cascade on delete),
-# as DBOS's own delete_workflows does.
-payload_tables = [
-    sa.Table(name, _dbos, sa.Column("workflow_uuid", sa.Text), schema="dbos")
-    for name in ("workflow_input", "workflow_output", "operation_outputs")
-]
-
-
-def with_schemas(engine: sa.Engine) -> sa.Engine:
-    """The engine, with the tables' schemas mapped for its database (SQLite has only one)."""
-    dialect = engine.dialect.name
-    translate = rules.translate_schemas(dialect)
-    if dialect != "postgresql":
-        translate["dbos"] = None
-    return engine.execution_options(schema_translate_map=translate)
 
 
 def try_lock(conn: sa.Connection, key: int) -> bool:

@@ -13,8 +13,9 @@ from typing import Literal
 import sqlalchemy as sa
 
 from services.contract import fleet as rules
+from services.contract.dbos_tables import with_schemas, workflow_status
 from services.contract.fleet import executions, heartbeats
-from services.worker.database import try_lock, with_schemas, workflow_status
+from services.worker.database import try_lock
 
 FORGET_EXECUTORS_AFTER_MS = 24 * 3600 * 1000
 

@@ -5,9 +5,13 @@ from collections.abc import Collection
 import sqlalchemy as sa
 
 from services.contract import fleet as rules
-from services.worker.database import payload_tables, try_lock, with_schemas, workflow_status
-
-FINISHED_STATUSES = ("SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
+from services.contract.dbos_tables import (
+    FINISHED_STATUSES,
+    payload_tables,
+    with_schemas,
+    workflow_status,
+)
+from services.worker.database import try_lock
 
 # Key of the PostgreSQL advisory lock: one worker at a time deletes, and recovery (its own lock)
 # never waits for a long batch.

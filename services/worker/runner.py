@@ -11,6 +11,7 @@ from types import FrameType
 from dbos import DBOS, DBOSConfig
 
 from services import contract
+from services.contract import dbos_tables
 from services.contract.registry import Registry
 from services.worker import database, fleet_schema, serving
 from services.worker.executions import EXECUTIONS
@@ -117,7 +118,7 @@ def _fleet(settings: WorkerSettings) -> tuple[FleetStore, Retention]:
     engine = database.create_engine(
         settings.database_url, pool_size=2, timeout_seconds=FLEET_TIMEOUT_SECONDS
     )
-    schema_engine = database.with_schemas(engine)
+    schema_engine = dbos_tables.with_schemas(engine)
     if settings.run_migrations:
         fleet_schema.upgrade(schema_engine)
     else:

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from dbos import DBOSClient
 
-from services.api import tables
+from services.contract import dbos_tables as tables
 from tests.conftest import BACKENDS, NewDatabase
 from tests.support.processes import Api, WorkerProcess, start_worker, wait_worker_ready
 

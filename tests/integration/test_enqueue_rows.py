@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
 
 from services import contract
-from services.api import enqueue_rows, tables
+from services.api import enqueue_rows
+from services.contract import dbos_tables as tables
 
 # The columns that differ between any two enqueues by construction.
 PER_ROW = {"workflow_uuid", "creator_xid", "created_at", "updated_at"}

@@ -1,6 +1,7 @@
 """Dead workers' work is visible and recovered; stranded versions are visible; retention."""
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,32 @@ def test_stranded_versions_are_visible_and_retention_deletes_only_finished_work(
         api.stop()
         api_v2.stop()
         worker.stop()
+
+
+def test_a_worker_is_alive_for_the_grace_it_declares_where_that_is_longer(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # The reaper judges an executor by its own declared grace; what /executors and the
+    # orphaned count show must agree with it, not use the API's shorter one.
+    url = new_migrated_database("sqlite")
+    worker = start_worker(url, tmp_path, **{**FAST_FLEET, "EXECUTOR_GRACE_SECONDS": "8"})
+    api = Api(url, tmp_path, EXECUTOR_GRACE_SECONDS="3")
+    try:
+        wait_worker_ready(worker)
+        api.wait_ready()
+        workflow_id = api.enqueue(num_steps=40, step_seconds=0.5)
+        api.wait_status(workflow_id, "PENDING")
+        worker.process.kill()
+        killed = time.monotonic()
+
+        def dead() -> bool:
+            fleet = api.http.get("/executors").json()
+            (executor,) = fleet["executors"]
+            return not executor["alive"] and fleet["orphaned_workflows"] != []
+
+        wait_for(dead, timeout=30, interval=0.1, what="the killed worker reported dead")
+        # Its last heartbeat was at most one interval before the kill.
+        assert time.monotonic() - killed >= 8 - 0.2 - 0.5
+    finally:
+        api.stop()
+        worker.stop(signal.SIGKILL)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.contract.dbos_tables import with_schemas, workflow_status
 from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats
 from services.worker import fleet_schema
-from services.worker.database import create_engine, with_schemas, workflow_status
+from services.worker.database import create_engine
 from services.worker.fleet import FleetStore
 from services.worker.retention import Retention
 from tests.conftest import BACKENDS, NewDatabase
@@ -292,8 +293,10 @@ def test_recovery_judges_by_recorded_heartbeats_not_by_when_its_statement_runs(
 _UPGRADER = """
 import sys, time
 from pathlib import Path
+from services.contract import dbos_tables
 from services.worker import database, fleet_schema
-engine = database.with_schemas(database.create_engine(sys.argv[1], pool_size=1, timeout_seconds=10))
+engine = database.create_engine(sys.argv[1], pool_size=1, timeout_seconds=10)
+engine = dbos_tables.with_schemas(engine)
 print("ready", flush=True)
 while not Path(sys.argv[2]).exists():
     time.sleep(0.001)

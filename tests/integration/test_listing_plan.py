@@ -20,7 +20,7 @@ from services.api.listing import (
     page_query,
     plan_pages_without_sorting,
 )
-from services.api.tables import with_schemas
+from services.contract.dbos_tables import with_schemas
 from tests.conftest import NewDatabase
 from tests.support.history import insert_workflows
 

@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from services.api.store import Store
+from services.contract.dbos_tables import with_schemas, workflow_status
 from services.contract.fleet import executions, heartbeats
-from services.worker.database import create_engine, with_schemas, workflow_status
+from services.worker.database import create_engine
 from tests.conftest import BACKENDS, NewDatabase
 
 GRACE_MS = 10_000

@@ -1,18 +1,43 @@
-"""The tables the API reads: DBOS's documented system tables, and the fleet's (the contract's)."""
+"""DBOS's system tables as both services read (and, for recovery and retention, change) them:
+the columns of DBOS 3.4's tables this project touches, its workflow statuses, and the mapping
+of schemas per database (schema "dbos" on PostgreSQL, the main schema on SQLite)."""
+
+from typing import Final
 
 import sqlalchemy as sa
+from dbos import WorkflowStatusString
 from sqlalchemy.dialects import postgresql
 
 from services.contract import fleet
 
-DBOS_SCHEMA = "dbos"
+DBOS_SCHEMA: Final = "dbos"
 
-_metadata = sa.MetaData()
+# DBOS's statuses, in its own order; and the ones that are still in a queue's hands.
+STATUSES: Final = tuple(status.value for status in WorkflowStatusString)
+QUEUED_STATUSES: Final = tuple(
+    s.value
+    for s in (
+        WorkflowStatusString.ENQUEUED,
+        WorkflowStatusString.PENDING,
+        WorkflowStatusString.DELAYED,
+    )
+)
+FINISHED_STATUSES: Final = tuple(
+    s.value
+    for s in (
+        WorkflowStatusString.SUCCESS,
+        WorkflowStatusString.ERROR,
+        WorkflowStatusString.CANCELLED,
+        WorkflowStatusString.MAX_RECOVERY_ATTEMPTS_EXCEEDED,
+    )
+)
+
+metadata = sa.MetaData()
 # The columns this project reads. DBOS's tables live in schema "dbos" on PostgreSQL and in the
 # main schema on SQLite; `with_schemas` picks one per engine.
 workflow_status = sa.Table(
     "workflow_status",
-    _metadata,
+    metadata,
     sa.Column("workflow_uuid", sa.Text, primary_key=True),
     sa.Column("status", sa.Text),
     sa.Column("name", sa.Text),
@@ -34,34 +59,38 @@ workflow_status = sa.Table(
     # JSON: jsonb on PostgreSQL (decoded by the driver), text on SQLite (decoded by the reader).
     sa.Column("attributes", sa.Text().with_variant(postgresql.JSONB(), "postgresql")),
     sa.Column("delay_until_epoch_ms", sa.BigInteger),
+    schema=DBOS_SCHEMA,
 )
 queues = sa.Table(
     "queues",
-    _metadata,
+    metadata,
     sa.Column("name", sa.Text, primary_key=True),
     sa.Column("worker_concurrency", sa.Integer),
     # Across the fleet (DBOS's global_concurrency), and per partition of a partitioned queue.
     sa.Column("concurrency", sa.Integer),
     sa.Column("partition_concurrency", sa.Integer),
+    schema=DBOS_SCHEMA,
 )
 workflow_input = sa.Table(
     "workflow_input",
-    _metadata,
+    metadata,
     sa.Column("workflow_uuid", sa.Text, primary_key=True),
     sa.Column("inputs", sa.Text),
+    schema=DBOS_SCHEMA,
 )
 workflow_events = sa.Table(
     "workflow_events",
-    _metadata,
+    metadata,
     sa.Column("workflow_uuid", sa.Text, primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("value", sa.Text),
     sa.Column("serialization", sa.Text),
+    schema=DBOS_SCHEMA,
 )
 
 operation_outputs = sa.Table(
     "operation_outputs",
-    _metadata,
+    metadata,
     sa.Column("workflow_uuid", sa.Text, primary_key=True),
     sa.Column("function_id", sa.Integer, primary_key=True),
     sa.Column("function_name", sa.Text),
@@ -70,14 +99,22 @@ operation_outputs = sa.Table(
     sa.Column("started_at_epoch_ms", sa.BigInteger),
     sa.Column("completed_at_epoch_ms", sa.BigInteger),
     sa.Column("serialization", sa.Text),
+    schema=DBOS_SCHEMA,
 )
+# Owned by a workflow without a foreign key to workflow_status (the others cascade on delete):
+# what retention deletes with a workflow, as DBOS's own delete_workflows does.
+workflow_output = sa.Table(
+    "workflow_output", metadata, sa.Column("workflow_uuid", sa.Text), schema=DBOS_SCHEMA
+)
+payload_tables: Final = (workflow_input, workflow_output, operation_outputs)
 
 
 def with_schemas(engine: sa.Engine) -> sa.Engine:
-    """The engine, with table schemas mapped for its database (SQLite has only one schema)."""
-    dialect = engine.dialect.name
-    translate = fleet.translate_schemas(dialect)
-    translate[None] = DBOS_SCHEMA if dialect == "postgresql" else None
+    """The engine, with DBOS's and the fleet's schemas mapped for its database (SQLite has
+    only one schema)."""
+    translate = fleet.translate_schemas(engine.dialect.name)
+    if engine.dialect.name != "postgresql":
+        translate[DBOS_SCHEMA] = None
     return engine.execution_options(schema_translate_map=translate)
 
 
