@@ -1,4 +1,5 @@
-"""The progress page at GET /: workflows with progress bars and an Enqueue button.
+"""The progress page at GET /: workflows with progress bars, filters, a workflow's steps, and a
+form to enqueue any type of the registry (built from its input schema).
 
 Plain files shipped in the package and read once: no build step, nothing from a CDN, so the
 page works offline and its Content-Security-Policy allows only this origin.
@@ -15,6 +16,7 @@ _FILES = resources.files("services.api") / "static"
 _MEDIA_TYPES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "form.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 _CONTENT = {name: _FILES.joinpath(name).read_bytes() for name in _MEDIA_TYPES}
