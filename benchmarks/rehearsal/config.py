@@ -73,7 +73,9 @@ class ChartConfig:
     api_env: dict[str, str]
     termination_grace_seconds: float
     scrape_interval_seconds: float
+    # The queue the rehearsal's work goes to, and the workflow type it enqueues there.
     queue: str
+    workflow: str
     # The registry the chart mounts (JSON), which the rehearsal's processes read from a file.
     registry: str
     keda_fallback: KedaFallback | None = None
@@ -128,22 +130,28 @@ class ChartConfig:
         )
 
 
-def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
-    """Render the chart with `values` (over its defaults) and read the rehearsal's settings."""
+def load(
+    mode: Mode,
+    values: dict[str, Any] | None = None,
+    pool: str = "default",
+    queue: str = contract.QUEUE_NAME,
+) -> ChartConfig:
+    """Render the chart with `values` (over its defaults) and read the rehearsal's settings of
+    one worker pool, whose work goes to `queue` (one of the pool's)."""
     values = dict(values or {})
     values.setdefault("database", {"existingSecret": "rehearsal-db"})
     if mode == "keda":
         values["autoscaling"] = {**values.get("autoscaling", {}), "enabled": False}
         values["keda"] = {**values.get("keda", {}), "enabled": True}
     objects = render(values)
-    worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]
-    api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]
-    monitor = find(objects, "ServiceMonitor", "-worker")["spec"]["endpoints"][0]
-    # The rehearsal's work runs on the demo's queue, which the default pool serves; the load of
+    # The default pool is <fullname>-worker; another is <fullname>-worker-<pool>. The load of
     # the pool's other queues is read too (and stays 0).
-    queue = contract.QUEUE_NAME
+    suffix = "-worker" if pool == "default" else f"-worker-{pool}"
+    worker = find(objects, "Deployment", suffix)["spec"]["template"]["spec"]
+    api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]
+    monitor = find(objects, "ServiceMonitor", suffix)["spec"]["endpoints"][0]
     if mode == "hpa":
-        hpa = find(objects, "HorizontalPodAutoscaler", "-worker")
+        hpa = find(objects, "HorizontalPodAutoscaler", suffix)
         metric = hpa["spec"]["metrics"][0]["external"]["metric"]
         (selector,) = metric["selector"]["matchExpressions"]
         if queue not in selector["values"]:
@@ -155,14 +163,16 @@ def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
         )
         activation = None
     else:
-        scaled_object = find(objects, "ScaledObject", "-worker")
+        scaled_object = find(objects, "ScaledObject", suffix)
         autoscaler, query, fallback = _keda(scaled_object, queue)
         activation = _keda_activation(scaled_object)
     registry = find(objects, "ConfigMap", "-registry")["data"]["registry.json"]
     worker_env = _literal_env(worker["containers"][0])
     # The queue's settings, as explicit values the rehearsal can scale (the chart leaves them
     # to the registry unless a pool sets them).
-    spec = json.loads(registry)["queues"][queue]
+    document = json.loads(registry)
+    spec = document["queues"][queue]
+    (workflow,) = [name for name, t in document["workflows"].items() if t["queue"] == queue][:1]
     worker_env.setdefault("WORKER_CONCURRENCY", str(spec["worker_concurrency"]))
     worker_env.setdefault(
         "WORKER_POLLING_INTERVAL_SECONDS", str(spec.get("polling_interval_seconds", 1.0))
@@ -177,6 +187,7 @@ def load(mode: Mode, values: dict[str, Any] | None = None) -> ChartConfig:
         termination_grace_seconds=float(worker["terminationGracePeriodSeconds"]),
         scrape_interval_seconds=_duration_seconds(monitor["interval"]),
         queue=queue,
+        workflow=workflow,
         keda_fallback=fallback,
         keda_activation=activation,
     )

@@ -113,7 +113,7 @@ class Stage:
         # As the chart's migration Job does: the queue registered with the workers' settings
         # (the database's migration used the defaults).
         self._client.register_queue(
-            contract.QUEUE_NAME,
+            self.config.queue,
             worker_concurrency=self.config.worker_concurrency,
             polling_interval_sec=float(self.config.worker_env["WORKER_POLLING_INTERVAL_SECONDS"]),
             application_name=contract.APP_NAME,
@@ -148,7 +148,7 @@ class Stage:
     def enqueue(self, count: int, num_steps: int, step_seconds: float) -> None:
         options: EnqueueOptions = {
             "queue_name": self.config.queue,
-            "workflow_name": contract.WORKFLOW_NAME,
+            "workflow_name": self.config.workflow,
             "app_version": self.config.worker_env.get(
                 contract.ENV_APP_VERSION, contract.APP_VERSION
             ),

@@ -2,15 +2,22 @@
 from a real Prometheus, scales real workers out on a burst and back in after it, and holds
 while the load cannot be read."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from benchmarks.rehearsal import config as chart_config
+from benchmarks.rehearsal import pools
 from benchmarks.rehearsal.scenarios import Workload, lull, outage
 from benchmarks.rehearsal.stage import Stage
+from services import contract
+from services.contract import registry as workflow_registry
 from tests.conftest import NewDatabase
+from tests.support import second_workflow
 
 pytestmark = [pytest.mark.postgres, pytest.mark.requires_tool("prometheus")]
 
@@ -76,3 +83,56 @@ def test_keda_wakes_a_fleet_scaled_to_zero_and_retires_it_after_the_cooldown(
         assert not stage.deployment.pods()
     finally:
         stage.close()
+
+
+def _two_pool_values() -> dict[str, Any]:
+    """The built-in registry plus a second demo-like type on a queue of its own, served by a
+    pool of its own; both pools at most two workers."""
+    registry = json.loads(workflow_registry.BUILT_IN.read_text())
+    registry["queues"]["queue-b"] = {"worker_concurrency": 10}
+    registry["workflows"][second_workflow.NAME] = {
+        "queue": "queue-b",
+        "module": second_workflow.__name__,
+        "input_schema": registry["workflows"]["workflow"]["input_schema"],
+    }
+    return {
+        "registry": registry,
+        "autoscaling": {"maxReplicas": 2},
+        "workerPools": [{"name": "default"}, {"name": "b", "queues": ["queue-b"]}],
+    }
+
+
+def test_two_pools_scale_each_on_its_own_queue(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    values = _two_pool_values()
+    configs = [
+        chart_config.load("hpa", values, "default", contract.QUEUE_NAME).scaled(TIME_SCALE),
+        chart_config.load("hpa", values, "b", "queue-b").scaled(TIME_SCALE),
+    ]
+    url = new_migrated_database("postgres")
+    stages = []
+    for name, config in zip(("a", "b"), configs, strict=True):
+        (tmp_path / name).mkdir()
+        stages.append(Stage(config, url, tmp_path / name, START_DELAY))
+    engine = sa.create_engine(url)
+    try:
+        for stage in stages:
+            stage.open()
+        a, b = stages
+        assert (a.config.workflow, b.config.workflow) == ("workflow", second_workflow.NAME)
+        work = Workload(workflows=60, num_steps=4, step_seconds=2.0 / TIME_SCALE)
+
+        first = pools.busy_pool(a, b, work, engine)
+        second = pools.busy_pool(b, a, work, engine)
+
+        print(f"\ntwo pools: load on a's queue {first}; then on b's {second}")
+        # 60 workflows of 10 per worker: each busy pool asks for its maximum, the idle one
+        # never scales out.
+        assert first["busy_max_desired"] == second["busy_max_desired"] == 2
+        assert first["idle_max_desired"] == 1 and first["idle_scale_outs"] == []
+        assert second["idle_scale_outs"] == []
+    finally:
+        for stage in stages:
+            stage.close()
+        engine.dispose()

@@ -1,0 +1,16 @@
+"""A second workflow type for rehearsals of two worker pools: the demo's steps under another
+name, so that a registry can put it on a queue of its own (and a pool of its own)."""
+
+from services.contract import Progress
+from services.worker import sdk, workflows
+
+NAME = "rehearsal_b"
+
+
+@sdk.workflow(NAME)
+def rehearsal_b(num_steps: int = 10, step_seconds: float = 1.0) -> Progress:
+    sdk.publish_progress(0, num_steps)
+    for index in range(num_steps):
+        workflows.step(index, step_seconds)
+        sdk.publish_progress(index + 1, num_steps)
+    return {"steps_completed": num_steps, "num_steps": num_steps}
