@@ -45,7 +45,9 @@ class Enqueue:
     def digest(self) -> str:
         """What identifies the request, options included, for telling a retry from another
         request with the same idempotency key (stored in DBOS's attributes of the workflow)."""
-        canonical = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        # A list of the fields in their order (dataclasses.asdict deep-copies: four times slower).
+        fields = [getattr(self, field.name) for field in dataclasses.fields(self)]
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
