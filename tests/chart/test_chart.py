@@ -196,6 +196,13 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
     )
 
 
+def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
+    """The built-in registry with these queues added or replaced."""
+    registry: dict[str, Any] = json.loads(workflow_registry.BUILT_IN.read_text())
+    registry["queues"].update(queues)
+    return registry
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -247,6 +254,36 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
             {**DEFAULTS, "registry": {"queues": {"q": {"worker_concurrency": 1}}}},
             "registry",
         ),
+        (
+            {
+                **DEFAULTS,
+                "registry": _registry_with(
+                    fanout={"worker_concurrency": 5, "global_concurrency": 8}
+                ),
+                "workerPools": [{"name": "default", "concurrency": 10}],
+            },
+            'concurrency 10 exceeds queue "fanout"\'s global_concurrency 8',
+        ),
+        (
+            {
+                **DEFAULTS,
+                "registry": _registry_with(
+                    **{"a.b": {"worker_concurrency": 1}, "axb": {"worker_concurrency": 1}}
+                ),
+                "autoscaling": {"maxReplicas": 2},
+                "workerPools": [{"name": "default"}, {"name": "dots", "queues": ["a.b"]}],
+            },
+            'also matches queue "axb"',
+        ),
+        (
+            {
+                **DEFAULTS,
+                "autoscaling": {"enabled": False},
+                "keda": {"enabled": True, "maxReplicaCount": 3},
+                "workerPools": [{"name": "default", "keda": {"minReplicaCount": 5}}],
+            },
+            "keda minReplicaCount is greater than maxReplicaCount",
+        ),
         ({**DEFAULTS, "replicas": 3}, "replicas"),
         ({**DEFAULTS, "worker": {"concurrency": "ten"}}, "concurrency"),
         ({"database": {"url": "mysql://x"}}, "url"),
@@ -268,6 +305,9 @@ def test_the_dashboard_configmap_carries_the_dashboard_file() -> None:
         "bad-pool-name",
         "connection-budget",
         "registry-incomplete",
+        "pool-concurrency-above-global",
+        "queue-regex-overlap",
+        "pool-keda-min-above-max",
         "unknown-key",
         "wrong-type",
         "bad-url",
@@ -454,6 +494,51 @@ def test_scale_to_zero_without_the_migration_is_refused() -> None:
         "keda": {"enabled": True, "minReplicaCount": 0},
     }
     with pytest.raises(
-        helm_python.HelmError, match=r"keda\.minReplicaCount 0 needs database\.migration"
+        helm_python.HelmError, match=r"keda minReplicaCount 0 needs database\.migration"
     ):
         render(values)
+
+
+def test_a_pools_own_settings_replace_the_globals_key_by_key_zero_included() -> None:
+    values = {
+        **DEFAULTS,
+        "autoscaling": {"enabled": False},
+        "keda": {"enabled": True, "maxReplicaCount": 3},
+        "workerPools": [
+            {"name": "default"},
+            {
+                "name": "fan",
+                "queues": ["fanout", "fanout-items"],
+                "keda": {"minReplicaCount": 0, "cooldownPeriod": 0},
+                "pdb": {"maxUnavailable": 2},
+            },
+        ],
+    }
+    objects = render(values)
+    scaled = find(objects, "ScaledObject", "-worker-fan")["spec"]
+    assert (scaled["minReplicaCount"], scaled["cooldownPeriod"]) == (0, 0)
+    assert find(objects, "ScaledObject", "-worker")["spec"]["minReplicaCount"] == 1
+    # A pdb with only maxUnavailable keeps the global enabled.
+    assert find(objects, "PodDisruptionBudget", "-worker-fan")["spec"]["maxUnavailable"] == 2
+
+
+def test_a_long_release_name_keeps_each_pools_name_whole() -> None:
+    values = {
+        **DEFAULTS,
+        "fullnameOverride": "x" * 50,
+        "autoscaling": {"maxReplicas": 2},
+        "workerPools": [
+            {"name": "default"},
+            {"name": "fanout-a", "queues": ["fanout"]},
+            {"name": "fanout-b", "queues": ["fanout-items"]},
+        ],
+    }
+    names = [o["metadata"]["name"] for o in render(values) if o["kind"] == "Deployment"]
+    assert len(set(names)) == len(names) == 4
+    assert all(len(name) <= 63 for name in names)
+    assert any(name.endswith("-fanout-a") for name in names)
+
+
+def test_values_of_the_first_release_still_install() -> None:
+    objects = render({**DEFAULTS, "autoscaling": {"queue": "workflow-queue"}})
+    assert find(objects, "HorizontalPodAutoscaler", "-worker")

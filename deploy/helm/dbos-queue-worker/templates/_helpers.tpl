@@ -156,21 +156,32 @@ the worker.*, autoscaling.* and keda.* settings its own keys replace. */}}
 {{- $rest = append $rest $q -}}
 {{- end -}}
 {{- end -}}
-{{- $settings := list "replicas" "concurrency" "pollingIntervalSeconds" "drainTimeoutSeconds" "terminationGracePeriodSeconds" "resources" "extraEnv" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "pdb" -}}
+{{- $settings := list "replicas" "concurrency" "pollingIntervalSeconds" "drainTimeoutSeconds" "terminationGracePeriodSeconds" "resources" "extraEnv" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" -}}
 {{- $pools := list -}}
 {{- range $p := .Values.workerPools -}}
 {{- $pool := dict "name" $p.name "queues" ($p.queues | default $rest) "image" ($p.image | default (include "dqw.image" (dict "ctx" $ "component" "worker"))) -}}
 {{- range $key := $settings -}}
 {{- $_ := set $pool $key (ternary (index $p $key) (index $.Values.worker $key) (hasKey $p $key)) -}}
 {{- end -}}
-{{- $_ := set $pool "autoscaling" (merge (deepCopy ($p.autoscaling | default dict)) (pick $.Values.autoscaling "minReplicas" "maxReplicas" "targetLoadPerWorker" "behavior")) -}}
-{{- $_ := set $pool "keda" (merge (deepCopy ($p.keda | default dict)) (pick $.Values.keda "minReplicaCount" "maxReplicaCount" "fallbackReplicas" "cooldownPeriod" "pollingInterval")) -}}
+{{- /* A pool's own keys replace the globals one by one (merge would take a 0 for unset). */ -}}
+{{- $overlays := dict "autoscaling" (list "minReplicas" "maxReplicas" "targetLoadPerWorker" "behavior") "keda" (list "minReplicaCount" "maxReplicaCount" "fallbackReplicas" "cooldownPeriod" "pollingInterval") "pdb" (list "enabled" "maxUnavailable") -}}
+{{- range $section, $keys := $overlays -}}
+{{- $global := ternary $.Values.worker.pdb (index $.Values $section) (eq $section "pdb") -}}
+{{- $own := index $p $section | default dict -}}
+{{- $merged := dict -}}
+{{- range $key := $keys -}}
+{{- $_ := set $merged $key (ternary (index $own $key) (index $global $key) (hasKey $own $key)) -}}
+{{- end -}}
+{{- $_ := set $pool $section $merged -}}
+{{- end -}}
 {{- if eq $p.name "default" -}}
 {{- $_ := set $pool "component" "worker" -}}
 {{- $_ := set $pool "fullname" (include "dqw.workerName" $) -}}
 {{- else -}}
 {{- $_ := set $pool "component" (printf "worker-%s" $p.name) -}}
-{{- $_ := set $pool "fullname" (printf "%s-%s" (include "dqw.workerName" $) $p.name | trunc 63 | trimSuffix "-") -}}
+{{- /* The prefix gives way, never the pool's name: two pools must never share a name. */ -}}
+{{- $prefix := include "dqw.workerName" $ | trunc (int (sub 62 (len $p.name))) | trimSuffix "-" -}}
+{{- $_ := set $pool "fullname" (printf "%s-%s" $prefix $p.name) -}}
 {{- end -}}
 {{- $pools = append $pools $pool -}}
 {{- end -}}
@@ -206,9 +217,6 @@ and the migration Job's one. */}}
 
 {{/* Cross-field checks: a wrong combination fails the install with the key to fix. */}}
 {{- define "dqw.validate" -}}
-{{- if and .Values.keda.enabled (eq (int .Values.keda.minReplicaCount) 0) (not .Values.database.migration.enabled) -}}
-{{- fail "keda.minReplicaCount 0 needs database.migration.enabled: the migration registers the queue, and without a worker nothing else does, so KEDA would never read a load to wake the fleet" -}}
-{{- end -}}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled -}}
 {{- fail "autoscaling.enabled and keda.enabled are both true: choose one scaler for the workers" -}}
 {{- end -}}
@@ -233,6 +241,7 @@ and the migration Job's one. */}}
 {{- fail (printf "workerPools: pools %s all leave queues empty: at most one pool takes the queues the others do not name" (join ", " $open)) -}}
 {{- end -}}
 {{- $owner := dict -}}
+{{- $fullnames := dict -}}
 {{- range $pool := $resolved.pools -}}
 {{- if not $pool.queues -}}
 {{- fail (printf "workerPools: pool %q serves no queue: the other pools name every queue of the registry" $pool.name) -}}
@@ -251,6 +260,37 @@ and the migration Job's one. */}}
 {{- end -}}
 {{- if and $.Values.autoscaling.enabled (gt (int $pool.autoscaling.minReplicas) (int $pool.autoscaling.maxReplicas)) -}}
 {{- fail (printf "workerPools %q: autoscaling minReplicas is greater than maxReplicas" $pool.name) -}}
+{{- end -}}
+{{- if and $.Values.keda.enabled (gt (int $pool.keda.minReplicaCount) (int $pool.keda.maxReplicaCount)) -}}
+{{- fail (printf "workerPools %q: keda minReplicaCount is greater than maxReplicaCount" $pool.name) -}}
+{{- end -}}
+{{- if and $.Values.keda.enabled (eq (int $pool.keda.minReplicaCount) 0) (not $.Values.database.migration.enabled) -}}
+{{- fail (printf "workerPools %q: keda minReplicaCount 0 needs database.migration.enabled: the migration registers the queues, and without a worker nothing else does, so KEDA would never read a load to wake the pool" $pool.name) -}}
+{{- end -}}
+{{- if hasKey $fullnames $pool.fullname -}}
+{{- fail (printf "workerPools %q and %q would both be named %s: shorten the release name, fullnameOverride or a pool's name" (get $fullnames $pool.fullname) $pool.name $pool.fullname) -}}
+{{- end -}}
+{{- $_ := set $fullnames $pool.fullname $pool.name -}}
+{{- range $q := $pool.queues -}}
+{{- $spec := index $registry.queues $q -}}
+{{- if and (not (kindIs "invalid" $pool.concurrency)) (hasKey $spec "global_concurrency") $spec.global_concurrency (gt (int $pool.concurrency) (int $spec.global_concurrency)) -}}
+{{- fail (printf "workerPools %q: concurrency %d exceeds queue %q's global_concurrency %d (DBOS refuses it: every container would fail to start)" $pool.name (int $pool.concurrency) $q (int $spec.global_concurrency)) -}}
+{{- end -}}
+{{- end -}}
+
+{{- end -}}
+{{- /* The autoscalers select their queues by a regex (prometheus-adapter joins In values
+with |, KEDA's query too): it must match no other pool's queue. */ -}}
+{{- range $pool := $resolved.pools -}}
+{{- $pattern := printf "^(%s)$" (join "|" $pool.queues) -}}
+{{- range $other := $resolved.pools -}}
+{{- if ne $other.name $pool.name -}}
+{{- range $q := $other.queues -}}
+{{- if regexMatch $pattern $q -}}
+{{- fail (printf "workerPools %q: its queues' selector %s also matches queue %q of pool %q (a '.' in a queue name matches any character): rename one of the queues" $pool.name $pattern $q $other.name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- if and $resolved.rest (not $open) -}}
