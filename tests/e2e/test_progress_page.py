@@ -1,11 +1,14 @@
 """The progress page in a real headless Chromium: click Enqueue, watch the bar reach 100%."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from services.contract import registry as workflow_registry
 from tests.conftest import NewDatabase
 from tests.support.processes import Api, start_worker, wait_worker_ready
 from tests.support.tools import require_tool
@@ -44,8 +47,8 @@ def test_enqueue_from_the_page_and_watch_it_finish(
         page.goto(api.url + "/")
         expect(page.locator("#empty")).to_be_visible()
 
-        page.fill("#num-steps", "4")
-        page.fill("#step-seconds", "0.4")
+        page.fill("#input-num-steps", "4")
+        page.fill("#input-step-seconds", "0.4")
         page.click("#enqueue-button")
         message = page.locator("#message")
         expect(message).to_contain_text("Enqueued", timeout=10_000)
@@ -92,22 +95,22 @@ def test_any_type_from_its_schema_filters_and_steps_on_click(
         # The form follows the type: the fan-out's fields, with its schema's bounds and
         # defaults; a partition key only for a type on a partitioned queue.
         page.select_option("#workflow-type", "fanout")
-        expect(page.locator("#items")).to_have_attribute("max", "200")
-        expect(page.locator("#items")).to_have_value("5")
-        expect(page.locator("#num-steps")).to_have_count(0)
+        expect(page.locator("#input-items")).to_have_attribute("max", "200")
+        expect(page.locator("#input-items")).to_have_value("5")
+        expect(page.locator("#input-num-steps")).to_have_count(0)
         expect(page.locator("#partition-key-label")).to_be_hidden()
         page.select_option("#workflow-type", "fanout_item")
         expect(page.locator("#partition-key-label")).to_be_visible()
 
         # Input the schema refuses: the API's answer names the field, nothing is enqueued.
         page.select_option("#workflow-type", "fanout")
-        page.fill("#items", "0")
-        page.evaluate("document.getElementById('items').removeAttribute('min')")
+        page.fill("#input-items", "0")
+        page.evaluate("document.getElementById('input-items').removeAttribute('min')")
         page.click("#enqueue-button")
         expect(page.locator("#message")).to_contain_text("input.items", timeout=10_000)
 
-        page.fill("#items", "3")
-        page.fill("#item-seconds", "0.1")
+        page.fill("#input-items", "3")
+        page.fill("#input-item-seconds", "0.1")
         page.click("#enqueue-button")
         message = page.locator("#message")
         expect(message).to_contain_text("Enqueued", timeout=10_000)
@@ -138,3 +141,61 @@ def test_any_type_from_its_schema_filters_and_steps_on_click(
     finally:
         api.stop()
         worker.stop()
+
+
+ODD_TYPE = {
+    "queue": "workflow-queue",
+    "module": "services.worker.workflows",
+    "input_schema": {
+        "type": "object",
+        "properties": {
+            # Named like the page's own controls: the form must keep them apart.
+            "priority": {"type": "integer", "default": 5},
+            "message": {"type": "string"},
+            "flag": {"type": "boolean"},
+            "mode": {"enum": ["fast", "slow"]},
+            "count": {"type": "integer", "minimum": 1},
+        },
+        "required": ["count"],
+        "additionalProperties": False,
+    },
+}
+
+
+@pytest.mark.requires_tool("chromium")
+def test_the_form_sends_what_was_filled_in_and_leaves_out_the_rest(
+    browser: Browser, new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    registry = json.loads(workflow_registry.BUILT_IN.read_text())
+    registry["workflows"]["odd"] = ODD_TYPE
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(registry))
+    url = new_migrated_database("sqlite")
+    api = Api(url, tmp_path, WORKFLOW_REGISTRY=str(path))  # no worker: it stays ENQUEUED
+    try:
+        api.wait_ready()
+        page = browser.new_page()
+        page.goto(api.url + "/")
+        page.select_option("#workflow-type", "odd")
+        expect(page.locator("#input-priority")).to_have_value("5")
+        page.fill("#input-message", "hello")
+        page.fill("#input-count", "2")
+        page.fill("#priority", "3")  # the enqueue option, not the input's property
+        page.click("#enqueue-button")
+        message = page.locator("#message")
+        expect(message).to_contain_text("Enqueued", timeout=10_000)
+        workflow_id = message.get_attribute("data-workflow-id")
+        assert workflow_id
+
+        assert api.workflow(workflow_id)["priority"] == 3
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            stored = conn.execute(
+                sa.text("SELECT inputs FROM workflow_input WHERE workflow_uuid = :id"),
+                {"id": workflow_id},
+            ).scalar_one()
+        engine.dispose()
+        # The optional boolean and enum were left "(not set)": left out, not false or "fast".
+        assert json.loads(stored)["namedArgs"] == {"priority": 5, "message": "hello", "count": 2}
+    finally:
+        api.stop()

@@ -4,7 +4,10 @@
 // picked (form.js builds it from the type's input schema).
 const REFRESH_MS = 1000;
 const rows = document.getElementById("workflows");
-const state = { types: new Map(), selected: null };
+const TYPES_RETRY_MS = 2000;
+// `listing` numbers the listing requests: an answer older than the last one shown is dropped
+// (a refresh still running with the filters changed since).
+const state = { types: new Map(), selected: null, listing: 0, shown: 0 };
 
 function cell(text, className) {
   const td = document.createElement("td");
@@ -52,11 +55,29 @@ function row(workflow) {
   return tr;
 }
 
-async function getJson(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
-  const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+class HttpError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+// The answer's JSON; an HttpError with the problem's detail (or the status line, when a proxy
+// answered with something that is not JSON).
+async function answerOf(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (exc) {
+    body = null;
+  }
+  if (!response.ok) throw new HttpError(response.status, (body && body.detail) || `${response.status} ${response.statusText}`);
+  if (body === null) throw new HttpError(response.status, "the answer is not JSON");
   return body;
+}
+
+async function getJson(path) {
+  return answerOf(await fetch(path, { headers: { Accept: "application/json" } }));
 }
 
 function listingPath() {
@@ -75,12 +96,24 @@ function seconds(from, to) {
 
 async function showSteps() {
   const section = document.getElementById("steps");
-  if (!state.selected) {
+  const id = state.selected;
+  if (!id) {
     section.hidden = true;
     return;
   }
-  const answer = await getJson(`/workflows/${encodeURIComponent(state.selected)}/steps`);
-  document.getElementById("steps-of").textContent = state.selected;
+  let answer;
+  try {
+    answer = await getJson(`/workflows/${encodeURIComponent(id)}/steps`);
+  } catch (exc) {
+    if (exc.status === 404 && state.selected === id) {
+      state.selected = null; // gone (retention): nothing left to show
+      section.hidden = true;
+      return;
+    }
+    throw exc;
+  }
+  if (state.selected !== id) return; // another row was clicked meanwhile
+  document.getElementById("steps-of").textContent = id;
   document.getElementById("step-rows").replaceChildren(
     ...answer.steps.map((step) => {
       const tr = document.createElement("tr");
@@ -100,18 +133,34 @@ async function showSteps() {
   section.hidden = false;
 }
 
-async function refresh() {
+function showError(text) {
   const error = document.getElementById("error");
+  error.textContent = text;
+  error.hidden = !text;
+}
+
+// The listing with the filters as they are now; an answer overtaken by a later one is dropped.
+async function loadListing() {
+  const number = ++state.listing;
+  const page = await getJson(listingPath());
+  if (number < state.shown) return;
+  state.shown = number;
+  showPage(page);
+}
+
+async function refresh() {
   try {
-    showPage(await getJson(listingPath()));
-    await showSteps();
-    error.hidden = true;
+    await loadListing();
+    showError("");
   } catch (exc) {
-    error.textContent = "Could not load workflows: " + exc.message;
-    error.hidden = false;
-  } finally {
-    setTimeout(refresh, REFRESH_MS);
+    showError("Could not load workflows: " + exc.message);
   }
+  try {
+    await showSteps();
+  } catch (exc) {
+    showError("Could not load the steps: " + exc.message);
+  }
+  setTimeout(refresh, REFRESH_MS);
 }
 
 function option(value, text) {
@@ -131,8 +180,17 @@ function pickType(name) {
   if (!type.partitioned) partition.value = "";
 }
 
+// The types, for the picker and the filters; tried again until the API answers.
 async function loadTypes() {
-  const registry = await getJson("/workflow-types");
+  let registry;
+  try {
+    registry = await getJson("/workflow-types");
+  } catch (exc) {
+    document.getElementById("message").textContent = "Could not load the workflow types: " + exc.message;
+    setTimeout(loadTypes, TYPES_RETRY_MS);
+    return;
+  }
+  document.getElementById("message").textContent = "";
   const picker = document.getElementById("workflow-type");
   for (const type of registry.workflow_types) {
     state.types.set(type.name, type);
@@ -172,14 +230,19 @@ document.getElementById("enqueue").addEventListener("submit", async (event) => {
     message.textContent = exc.message;
     return;
   }
-  const response = await fetch("/workflows", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const answer = await response.json();
-  message.textContent = response.ok ? "Enqueued " + answer.workflow_id : answer.detail;
-  if (response.ok) message.dataset.workflowId = answer.workflow_id;
+  try {
+    const answer = await answerOf(
+      await fetch("/workflows", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      }),
+    );
+    message.textContent = "Enqueued " + answer.workflow_id;
+    message.dataset.workflowId = answer.workflow_id;
+  } catch (exc) {
+    message.textContent = exc.message;
+  }
 });
 
 rows.addEventListener("click", (event) => {
@@ -188,10 +251,7 @@ rows.addEventListener("click", (event) => {
   state.selected = tr.dataset.workflowId;
   rows.querySelectorAll("tr.selected").forEach((other) => other.classList.remove("selected"));
   tr.classList.add("selected");
-  showSteps().catch((exc) => {
-    document.getElementById("error").textContent = "Could not load steps: " + exc.message;
-    document.getElementById("error").hidden = false;
-  });
+  showSteps().catch((exc) => showError("Could not load the steps: " + exc.message));
 });
 
 function showPage(page) {
@@ -200,11 +260,10 @@ function showPage(page) {
 }
 
 for (const id of ["filter-type", "filter-queue"]) {
-  document.getElementById(id).addEventListener("change", () => getJson(listingPath()).then(showPage));
+  document.getElementById(id).addEventListener("change", () =>
+    loadListing().catch((exc) => showError("Could not load workflows: " + exc.message)),
+  );
 }
 
-loadTypes()
-  .catch((exc) => {
-    document.getElementById("message").textContent = "Could not load the workflow types: " + exc.message;
-  })
-  .finally(refresh);
+loadTypes();
+refresh();

@@ -3,9 +3,10 @@
 // one field per property; numbers and integers with their bounds, booleans as checkboxes, enums
 // as lists, other strings as text, anything else as JSON text.
 
-// The id of a property's field: num_steps -> num-steps.
+// The id of a property's field: num_steps -> input-num-steps (prefixed: a property may be
+// named like one of the page's own controls, priority or message).
 function fieldId(name) {
-  return name.replace(/[^A-Za-z0-9]+/g, "-");
+  return "input-" + name.replace(/[^A-Za-z0-9]+/g, "-");
 }
 
 function numberField(spec, integer) {
@@ -17,9 +18,16 @@ function numberField(spec, integer) {
   return input;
 }
 
-function enumField(spec) {
+// A list of choices; an optional one starts with "(not set)", so it can be left out.
+function choices(values, optional) {
   const select = document.createElement("select");
-  for (const value of spec.enum) {
+  if (optional) {
+    const unset = document.createElement("option");
+    unset.value = "";
+    unset.textContent = "(not set)";
+    select.append(unset);
+  }
+  for (const value of values) {
     const option = document.createElement("option");
     option.value = JSON.stringify(value);
     option.textContent = String(value);
@@ -28,13 +36,18 @@ function enumField(spec) {
   return select;
 }
 
-function fieldFor(spec) {
-  if (Array.isArray(spec.enum)) return enumField(spec);
+function fieldFor(spec, required) {
+  const optional = !required && spec.default === undefined;
+  if (Array.isArray(spec.enum)) return choices(spec.enum, optional);
+  // A boolean that may be left out is a choice of three; otherwise a checkbox.
+  if (spec.type === "boolean" && optional) return choices([true, false], true);
   if (spec.type === "integer" || spec.type === "number") return numberField(spec, spec.type === "integer");
-  const input = document.createElement(spec.type === "string" ? "input" : "textarea");
-  if (spec.type === "boolean") input.type = "checkbox";
-  else if (spec.type === "string") input.type = "text";
-  return input;
+  if (spec.type === "boolean" || spec.type === "string") {
+    const input = document.createElement("input");
+    input.type = spec.type === "boolean" ? "checkbox" : "text";
+    return input;
+  }
+  return document.createElement("textarea");
 }
 
 function setDefault(field, spec) {
@@ -52,7 +65,7 @@ function buildInputs(fieldset, schema) {
   for (const [name, spec] of Object.entries(schema.properties || {})) {
     const label = document.createElement("label");
     label.textContent = name + (required.has(name) ? " *" : "") + " ";
-    const field = fieldFor(spec);
+    const field = fieldFor(spec, required.has(name));
     field.id = fieldId(name);
     field.dataset.property = name;
     field.required = required.has(name) && field.type !== "checkbox";
