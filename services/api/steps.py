@@ -4,12 +4,17 @@ DBOS 3.4 records an operation when it has completed, so the step in progress is 
 a `DBOS.sleep` is recorded as it begins, with its wake time as completion, and is RUNNING until
 then by the database's clock. Rows written before DBOS recorded times have none.
 
-Errors are shown only when stored as portable JSON (DBOS's `{"name", "message", ...}`); the API
-never unpickles what it reads from the database, so another serialization is named, not opened
-(DBOS pickles step errors unless the worker's serializer is portable).
+Errors stored as portable JSON (DBOS's `{"name", "message", ...}`) are shown as stored. Errors
+DBOS pickled (its default for step errors) are read from the pickle's opcodes, never unpickled:
+the class named, and the text among its arguments, which is what a message is. Nothing of the
+pickle is executed or built (pickletools only parses).
 """
 
+import base64
+import binascii
 import json
+import pickletools
+import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
@@ -20,6 +25,17 @@ from services.contract import fleet
 from services.contract.dbos_tables import operation_outputs, workflow_status
 
 PORTABLE_JSON: Final = "portable_json"
+PICKLE: Final = "py_pickle"
+# Bounds on what is read of a pickled error: its size, its opcodes, and the message.
+MAX_PICKLE_BYTES: Final = 64 * 1024
+MAX_OPCODES: Final = 2000
+MAX_ERROR_MESSAGE: Final = 1000
+_MODULE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# The opcodes that push text, and those that name a class (GLOBAL by its argument, STACK_GLOBAL
+# by the two texts before it).
+_TEXT_OPCODES: Final = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING"}
+)
 
 
 @dataclass(frozen=True)
@@ -97,4 +113,47 @@ def decode_error(stored: str, serialization: str | None) -> StepError:
         if isinstance(data, dict) and isinstance(data.get("message"), str):
             name = data.get("name")
             return StepError(name if isinstance(name, str) else None, data["message"])
+    if serialization in (PICKLE, None):
+        read = _read_pickled_error(stored)
+        if read is not None:
+            return read
     return StepError(None, f"not shown: stored as {serialization or 'an unknown format'}")
+
+
+def _read_pickled_error(stored: str) -> StepError | None:
+    """The class and texts of a pickled exception, from its opcodes: "Name" and "its first
+    text (Cause: its text; ...)" for the exceptions it carries (a step that exhausted its
+    retries carries the errors of its attempts)."""
+    if len(stored) > MAX_PICKLE_BYTES * 4 // 3 + 4:
+        return None
+    try:
+        data = base64.b64decode(stored, validate=True)
+        items: list[tuple[str, str]] = []  # ("class", name) or ("text", value), in order
+        for count, (opcode, argument, _) in enumerate(pickletools.genops(data)):
+            if count >= MAX_OPCODES:
+                break
+            if opcode.name in _TEXT_OPCODES and isinstance(argument, str | bytes):
+                text = argument if isinstance(argument, str) else argument.decode("latin-1")
+                items.append(("text", text))
+            elif opcode.name == "GLOBAL" and isinstance(argument, str):
+                items.append(("class", argument.split(" ")[-1]))
+            elif opcode.name == "STACK_GLOBAL" and items and items[-1][0] == "text":
+                # The name, and the module before it unless a memo reference stood for it.
+                name = items.pop()[1]
+                if items and items[-1][0] == "text" and _MODULE.fullmatch(items[-1][1]):
+                    items.pop()
+                items.append(("class", name))
+    except (ValueError, binascii.Error, EOFError, KeyError, IndexError):
+        return None
+    classes = [i for i, (kind, _) in enumerate(items) if kind == "class"]
+    if not classes:
+        return None
+
+    def first_text(after: int) -> str:
+        following = items[after + 1 : after + 2]
+        return following[0][1] if following and following[0][0] == "text" else ""
+
+    name = items[classes[0]][1]
+    causes = [f"{items[i][1]}: {first_text(i)}" for i in classes[1:4] if items[i][1] != name]
+    message = first_text(classes[0]) + (f" ({'; '.join(causes)})" if causes else "")
+    return StepError(name, message[:MAX_ERROR_MESSAGE])

@@ -8,7 +8,7 @@ import sys
 import threading
 from types import FrameType
 
-from dbos import DBOS, DBOSConfig, DBOSPortableJSONSerializer
+from dbos import DBOS, DBOSConfig
 
 from services import contract
 from services.contract import dbos_tables
@@ -39,10 +39,6 @@ def dbos_config(settings: WorkerSettings) -> DBOSConfig:
         "log_level": settings.log_level,
         # Migrations run (or were run) before launch: see run().
         "run_migrations": False,
-        # Everything this worker stores is JSON: step results and errors, events, outputs.
-        # The API reads them without unpickling anything (it never unpickles), and they stay
-        # readable from other languages. Step results must therefore be JSON values.
-        "serializer": DBOSPortableJSONSerializer(),
     }
 
 
