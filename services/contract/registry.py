@@ -30,7 +30,12 @@ MAX_PRIORITY: Final = 2**31 - 1  # DBOS's bound; 1 runs first
 MAX_DELAY_SECONDS: Final = 366 * 86400.0
 MAX_TIMEOUT_SECONDS: Final = 366 * 86400.0
 
+# A queue's name is a Kubernetes label value too (the autoscalers select their queues by it):
+# at most 63 characters, starting and ending with a letter or digit.
+QUEUE_NAME_PATTERN: Final = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
+
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+QueueName = Annotated[str, Field(pattern=QUEUE_NAME_PATTERN)]
 
 
 class RegistryError(ValueError):
@@ -103,7 +108,7 @@ class WorkflowType(_Strict):
     """A workflow the fleet runs: DBOS's workflow name is the type's name."""
 
     description: str = ""
-    queue: Name
+    queue: QueueName
     # The Python module whose import registers the workflow (services.worker.sdk.workflow).
     module: str = Field(pattern=MODULE_PATTERN)
     # JSON Schema of the input object; its properties are the workflow's keyword arguments.
@@ -157,7 +162,7 @@ def _refs(node: Any) -> list[str]:
 class Registry(_Strict):
     # What a POST /workflows without "workflow" enqueues.
     default_workflow: Name
-    queues: dict[Name, QueueSpec] = Field(min_length=1)
+    queues: dict[QueueName, QueueSpec] = Field(min_length=1)
     workflows: dict[Name, WorkflowType] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -75,6 +75,9 @@ def test_workflow_registry_names_another_file(tmp_path: Path) -> None:
         (lambda d: d["queues"]["fanout"].update(colour="blue"), "queues.fanout.colour"),
         (lambda d: d["workflows"]["fanout"].update(module="not a module"), "module"),
         (lambda d: d["queues"].update({"bad name!": {"worker_concurrency": 1}}), "bad name!"),
+        # Queue names are Kubernetes label values: 63 characters, alphanumeric at both ends.
+        (lambda d: d["queues"].update({"q" * 64: {"worker_concurrency": 1}}), "q" * 64),
+        (lambda d: d["queues"].update({"jobs-": {"worker_concurrency": 1}}), "jobs-"),
     ],
 )
 def test_a_wrong_registry_is_refused_naming_the_entry(change: Any, message: str) -> None:
