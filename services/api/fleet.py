@@ -190,7 +190,7 @@ def _orphaned_query(
         .where(
             ws.c.status == "PENDING",
             ws.c.queue_name.in_(queue_names),
-            rules.owner_is_silent(ws.c.executor_id, ws.c.updated_at, now, grace_ms),
+            rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, grace_ms, rules.by_clock(now)),
         )
         .group_by(ws.c.queue_name)
     )

@@ -4,6 +4,7 @@ Times are the database's clock in epoch milliseconds, so processes on hosts with
 still agree on who is alive. Schema FLEET_SCHEMA on PostgreSQL; the main schema on SQLite.
 """
 
+from collections.abc import Callable
 from typing import Final
 
 import sqlalchemy as sa
@@ -74,9 +75,8 @@ CLOCK_SLACK_MS: Final = 1000
 
 
 def is_alive(now: sa.ColumnElement[int], grace_ms: int) -> sa.ColumnElement[bool]:
-    """Whether an executor was heard from within its grace period (`grace_of`: what /executors,
-    the live-executors metric and the orphaned count show). Never enough to take its work: see
-    `owner_is_gone`."""
+    """Whether an executor was heard from within its grace period (`grace_of`: what /executors
+    and the live-executors metric show). Never enough to take its work: see `owner_is_gone`."""
     return sa.and_(
         heartbeats.c.stopped_at.is_(None),
         heartbeats.c.heartbeat_at >= now - grace_of(heartbeats, grace_ms),
@@ -118,16 +118,35 @@ def silent_while_witnessed(
     )
 
 
+# How a judge tells that someone was silent for a grace period since a moment: given that
+# moment and the grace (ms), whether the silence is proven.
+SilentFor = Callable[[sa.ColumnElement[int], sa.ColumnElement[int] | int], sa.ColumnElement[bool]]
+
+
+def by_clock(now: sa.ColumnElement[int]) -> SilentFor:
+    """Silence judged by the clock: the grace has passed since the last sign of life. What the
+    API shows (orphaned work right now); never a reason to act, since right after a database
+    stall everyone's heartbeat is stale."""
+    return lambda since, grace_ms: since <= now - grace_ms
+
+
+def by_witness(witness: sa.FromClause) -> SilentFor:
+    """Silence judged by a witness that beat through the grace period meanwhile
+    (`silent_while_witnessed`): what the reaper acts on."""
+    return lambda since, grace_ms: silent_while_witnessed(since, witness, grace_ms)
+
+
 def owner_is_gone(
     executor_id: sa.ColumnElement[str],
     updated_at: sa.ColumnElement[int],
-    witness: sa.FromClause,
     grace_ms: int,
+    silent_for: SilentFor,
 ) -> sa.ColumnElement[bool]:
-    """The one rule for "work of this executor is orphaned" (for PENDING rows), as the witness
-    sees it: the executor stopped, or it was silent while the witness was not. An executor the
-    table never saw (workers join before they claim anything, so one from before the table
-    existed) counts as silent since its row last changed, give or take the clock slack.
+    """The one rule for "work of this executor is orphaned" (for PENDING rows), the API's
+    count (`by_clock`) and the reaper (`by_witness`) alike: the executor stopped, or it was
+    silent for its grace period (`grace_of`). An executor the table never saw (workers join
+    before they claim anything, so one from before the table existed) counts as silent since
+    its row last changed, give or take the clock slack.
     """
     owner = heartbeats.alias("owner")
     # Explicitly correlated: nested in an UPDATE's subquery, SQLAlchemy would otherwise add
@@ -143,38 +162,14 @@ def owner_is_gone(
             owner.c.executor_id == executor_id,
             sa.or_(
                 owner.c.stopped_at.is_not(None),
-                silent_while_witnessed(owner.c.heartbeat_at, witness, grace_of(owner, grace_ms)),
+                silent_for(owner.c.heartbeat_at, grace_of(owner, grace_ms)),
             ),
         )
         .correlate_except(owner)
         .exists()
     )
-    unknown_and_quiet = sa.and_(
-        ~known.exists(),
-        silent_while_witnessed(updated_at + CLOCK_SLACK_MS, witness, grace_ms),
-    )
+    unknown_and_quiet = sa.and_(~known.exists(), silent_for(updated_at + CLOCK_SLACK_MS, grace_ms))
     return sa.or_(gone, unknown_and_quiet)
-
-
-def owner_is_silent(
-    executor_id: sa.ColumnElement[str],
-    updated_at: sa.ColumnElement[int],
-    now: sa.ColumnElement[int],
-    grace_ms: int,
-) -> sa.ColumnElement[bool]:
-    """What operators see as orphaned (for PENDING rows on the registry's queues, the ones the
-    reaper covers): the executor is not alive by the clock (`is_alive`, with the same grace
-    the reaper judges it by), or one the table never saw and whose row has been quiet that
-    long, give or take the same clock slack. Right after a stall this includes everyone's
-    work; it is a view, never a reason to act: the reaper acts only on `owner_is_gone`, once a
-    witness has beaten through the grace period, so work counted here for longer than the
-    grace period plus the reaper's interval is work nobody recovers."""
-    known = sa.select(heartbeats.c.executor_id)
-    live = sa.select(heartbeats.c.executor_id).where(is_alive(now, grace_ms))
-    return sa.or_(
-        sa.and_(executor_id.in_(known), executor_id.not_in(live)),
-        sa.and_(executor_id.not_in(known), updated_at < now - grace_ms - CLOCK_SLACK_MS),
-    )
 
 
 def translate_schemas(dialect: str) -> dict[str | None, str | None]:

@@ -198,7 +198,9 @@ class FleetStore:
                 .where(
                     me.c.executor_id == executor_id,
                     me.c.heartbeat_at >= now - max_gap_ms,
-                    rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, me, grace_ms),
+                    rules.owner_is_gone(
+                        ws.c.executor_id, ws.c.updated_at, grace_ms, rules.by_witness(me)
+                    ),
                 )
                 .correlate_except(me)
                 .exists()
