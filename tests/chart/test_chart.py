@@ -542,3 +542,103 @@ def test_a_long_release_name_keeps_each_pools_name_whole() -> None:
 def test_values_of_the_first_release_still_install() -> None:
     objects = render({**DEFAULTS, "autoscaling": {"queue": "workflow-queue"}})
     assert find(objects, "HorizontalPodAutoscaler", "-worker")
+
+
+def test_every_name_fits_63_characters_and_keeps_its_suffix_whatever_the_release() -> None:
+    values = {
+        "database": {"url": "postgresql://app:example-only@db/dbos"},  # the chart's Secret too
+        "fullnameOverride": "r" * 63,
+        "autoscaling": {"maxReplicas": 2},
+        "workerPools": [{"name": "default"}, {"name": "fanout", "queues": ["fanout"]}],
+    }
+    objects = render(values)
+    names = [(o["kind"], o["metadata"]["name"]) for o in objects]
+    assert all(len(name) <= 63 for _, name in names), names
+    assert len(set(names)) == len(names)
+    suffixes = {name.lstrip("r").removeprefix("-") for _, name in names}
+    assert {"api", "migrate", "worker", "worker-fanout", "database", "registry"} <= suffixes
+
+
+def test_the_chart_asks_for_the_kubernetes_its_objects_need() -> None:
+    # The PDBs' unhealthyPodEvictionPolicy needs 1.26: the chart says so, and Helm refuses an
+    # older cluster at install.
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.26.0-0"
+    pdbs = [o for o in render(DEFAULTS) if o["kind"] == "PodDisruptionBudget"]
+    assert all(
+        "unhealthyPodEvictionPolicy" in pdb["spec"]
+        for pdb in pdbs
+        if "-worker" in pdb["metadata"]["name"]
+    )
+
+
+def test_numbers_are_taken_where_people_type_them() -> None:
+    objects = render(
+        {
+            **DEFAULTS,
+            "applicationVersion": 2,
+            "image": {"tag": 3},
+            "autoscaling": {"targetLoadPerWorker": 2},
+        }
+    )
+    worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert env["DBOS__APPVERSION"] == "2"
+    assert worker["image"].endswith("-worker:3")
+    target = find(objects, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["external"]["target"]
+    assert target["averageValue"] == "2"
+    fraction = render({**DEFAULTS, "autoscaling": {"targetLoadPerWorker": 0.8}})
+    target = find(fraction, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["external"]["target"]
+    assert target["averageValue"] == "0.8"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"autoscaling": {"targetLoadPerWorker": "0"}}, "targetLoadPerWorker"),
+        ({"autoscaling": {"targetLoadPerWorker": 0}}, "targetLoadPerWorker"),
+        ({"autoscaling": {"targetLoadPerWorker": "0.00"}}, "targetLoadPerWorker"),
+        (
+            {
+                "autoscaling": {"enabled": False},
+                "keda": {"enabled": True, "maxReplicaCount": 3, "fallbackReplicas": 4},
+            },
+            "keda fallbackReplicas is greater than maxReplicaCount",
+        ),
+    ],
+    ids=["zero-text", "zero", "zero-decimals", "keda-fallback-above-max"],
+)
+def test_targets_and_fallbacks_that_cannot_work_are_refused(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm_python.HelmError) as failure:
+        render({**DEFAULTS, **values})
+    assert message in str(failure.value)
+
+
+def test_the_migration_job_runs_where_and_as_whom_it_is_told_within_helms_timeout() -> None:
+    placement = {
+        "serviceAccountName": "db-migrator",
+        "podAnnotations": {"iam.example.com/role": "migrator"},
+        "nodeSelector": {"pool": "system"},
+        "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+    job = find(
+        render({"database": {"existingSecret": "db", "migration": placement}}), "Job", "-migrate"
+    )
+    pod = job["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "db-migrator"
+    assert pod["metadata"]["annotations"] == {"iam.example.com/role": "migrator"}
+    assert pod["spec"]["nodeSelector"] == {"pool": "system"}
+    assert pod["spec"]["tolerations"] == placement["tolerations"]
+    # Helm waits 5 minutes for hooks by default: the Job gives up before Helm does.
+    default_job = find(render(DEFAULTS), "Job", "-migrate")
+    assert default_job["spec"]["activeDeadlineSeconds"] < 300
+    assert "serviceAccountName" not in default_job["spec"]["template"]["spec"]
+
+
+def test_without_an_autoscaler_the_number_of_workers_is_kubectl_scales_unless_set() -> None:
+    values = {**DEFAULTS, "autoscaling": {"enabled": False}}
+    assert "replicas" not in find(render(values), "Deployment", "-worker")["spec"]
+    owned = render({**values, "worker": {"replicas": 4}})
+    assert find(owned, "Deployment", "-worker")["spec"]["replicas"] == 4

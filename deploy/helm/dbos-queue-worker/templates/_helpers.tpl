@@ -16,6 +16,14 @@
 {{- end -}}
 {{- end -}}
 
+{{/* An object's name: the full name and a suffix, the full name shortened so that the whole
+stays within 63 characters and the suffix whole (two objects never share a name); pass
+(dict "ctx" $ "suffix" "api"). */}}
+{{- define "dqw.suffixed" -}}
+{{- $prefix := include "dqw.fullname" .ctx | trunc (int (sub 62 (len .suffix))) | trimSuffix "-" -}}
+{{- printf "%s-%s" $prefix .suffix -}}
+{{- end -}}
+
 {{- define "dqw.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -44,15 +52,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{- define "dqw.image" -}}
-{{- printf "%s-%s:%s" .ctx.Values.image.repository .component (default .ctx.Chart.AppVersion .ctx.Values.image.tag) -}}
+{{- $tag := .ctx.Values.image.tag | toString -}}
+{{- printf "%s-%s:%s" .ctx.Values.image.repository .component (ternary .ctx.Chart.AppVersion $tag (eq $tag "")) -}}
 {{- end -}}
 
 {{- define "dqw.databaseSecretName" -}}
-{{- default (printf "%s-database" (include "dqw.fullname" .)) .Values.database.existingSecret -}}
+{{- default (include "dqw.suffixed" (dict "ctx" . "suffix" "database")) .Values.database.existingSecret -}}
 {{- end -}}
 
 {{- define "dqw.workerName" -}}
-{{- printf "%s-worker" (include "dqw.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- include "dqw.suffixed" (dict "ctx" . "suffix" "worker") -}}
 {{- end -}}
 
 {{/* The HPA that scales a pool: ours, or the one KEDA makes for its ScaledObject; pass
@@ -133,7 +142,7 @@ every queue as the pool serving it will. */}}
 {{- define "dqw.registryVolume" -}}
 - name: registry
   configMap:
-    name: {{ include "dqw.fullname" .ctx }}-{{ .suffix }}
+    name: {{ include "dqw.suffixed" . }}
 {{- end -}}
 {{- define "dqw.registryChecksum" -}}
 checksum/registry: {{ include "dqw.registry" . | sha256sum | trunc 16 }}
@@ -179,9 +188,8 @@ the worker.*, autoscaling.* and keda.* settings its own keys replace. */}}
 {{- $_ := set $pool "fullname" (include "dqw.workerName" $) -}}
 {{- else -}}
 {{- $_ := set $pool "component" (printf "worker-%s" $p.name) -}}
-{{- /* The prefix gives way, never the pool's name: two pools must never share a name. */ -}}
-{{- $prefix := include "dqw.workerName" $ | trunc (int (sub 62 (len $p.name))) | trimSuffix "-" -}}
-{{- $_ := set $pool "fullname" (printf "%s-%s" $prefix $p.name) -}}
+{{- /* The full name gives way, never "worker-<pool>": two pools never share a name. */ -}}
+{{- $_ := set $pool "fullname" (include "dqw.suffixed" (dict "ctx" $ "suffix" (printf "worker-%s" $p.name))) -}}
 {{- end -}}
 {{- $pools = append $pools $pool -}}
 {{- end -}}
@@ -205,7 +213,8 @@ and the migration Job's one. */}}
 {{- else if .ctx.Values.keda.enabled -}}
 {{- int .pool.keda.maxReplicaCount -}}
 {{- else -}}
-{{- int .pool.replicas -}}
+{{- /* Scaled by hand: its replicas, 1 (Kubernetes' default) when unset. */ -}}
+{{- ternary 1 .pool.replicas (kindIs "invalid" .pool.replicas) | int -}}
 {{- end -}}
 {{- end -}}
 
@@ -260,6 +269,9 @@ and the migration Job's one. */}}
 {{- end -}}
 {{- if and $.Values.autoscaling.enabled (gt (int $pool.autoscaling.minReplicas) (int $pool.autoscaling.maxReplicas)) -}}
 {{- fail (printf "workerPools %q: autoscaling minReplicas is greater than maxReplicas" $pool.name) -}}
+{{- end -}}
+{{- if and $.Values.keda.enabled (gt (int $pool.keda.fallbackReplicas) (int $pool.keda.maxReplicaCount)) -}}
+{{- fail (printf "workerPools %q: keda fallbackReplicas is greater than maxReplicaCount" $pool.name) -}}
 {{- end -}}
 {{- if and $.Values.keda.enabled (gt (int $pool.keda.minReplicaCount) (int $pool.keda.maxReplicaCount)) -}}
 {{- fail (printf "workerPools %q: keda minReplicaCount is greater than maxReplicaCount" $pool.name) -}}
