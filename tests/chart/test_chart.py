@@ -1,6 +1,7 @@
 """The chart, linted and rendered by Helm's Go SDK, validated against Kubernetes' schemas."""
 
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -573,14 +574,12 @@ def test_the_chart_asks_for_the_kubernetes_its_objects_need() -> None:
 
 
 def test_numbers_are_taken_where_people_type_them() -> None:
-    objects = render(
-        {
-            **DEFAULTS,
-            "applicationVersion": 2,
-            "image": {"tag": 3},
-            "autoscaling": {"targetLoadPerWorker": 2},
-        }
+    # As Helm's own --set parser reads them: 2 and 3 are integers, 1.0 stays text.
+    typed = helm_python.parse_set_string(
+        "applicationVersion=2,image.tag=3,autoscaling.targetLoadPerWorker=2"
     )
+    assert typed["applicationVersion"] == 2 and typed["image"]["tag"] == 3
+    objects = render({**DEFAULTS, **typed})
     worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in worker["env"]}
     assert env["DBOS__APPVERSION"] == "2"
@@ -642,3 +641,14 @@ def test_without_an_autoscaler_the_number_of_workers_is_kubectl_scales_unless_se
     assert "replicas" not in find(render(values), "Deployment", "-worker")["spec"]
     owned = render({**values, "worker": {"replicas": 4}})
     assert find(owned, "Deployment", "-worker")["spec"]["replicas"] == 4
+
+
+def test_the_packaged_chart_carries_the_adapters_rule_and_the_built_in_registry(
+    tmp_path: Path,
+) -> None:
+    archive = helm_python.package(CHART, destination=tmp_path)
+    with tarfile.open(archive) as packaged:
+        names = set(packaged.getnames())
+    assert "dbos-queue-worker/prometheus-adapter-values.yaml" in names
+    assert "dbos-queue-worker/files/registry.json" in names
+    assert not any("/ci/" in name for name in names)

@@ -11,7 +11,9 @@ import yaml
 from tests.support.processes import REPO_ROOT
 
 CHART = REPO_ROOT / "deploy" / "helm" / "dbos-queue-worker"
-ADAPTER_VALUES = REPO_ROOT / "deploy" / "helm" / "prometheus-adapter-values.yaml"
+ADAPTER_VALUES = (
+    REPO_ROOT / "deploy" / "helm" / "dbos-queue-worker" / "prometheus-adapter-values.yaml"
+)
 DASHBOARD = CHART / "dashboards" / "dbos-queue-worker.json"
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
 RELEASE, NAMESPACE = "demo", "jobs"
