@@ -40,12 +40,17 @@ def scenario(request: pytest.FixtureRequest) -> Path:
 
 
 def _containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(owner name, pod spec, container) for every container the chart runs."""
+    """(owner name, pod spec, container) for every container of the chart's own (the values'
+    extra containers and init containers are the operator's)."""
     found: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     for obj in objects:
         if obj["kind"] in ("Deployment", "Job"):
             pod = obj["spec"]["template"]["spec"]
-            found.extend((obj["metadata"]["name"], pod, c) for c in pod["containers"])
+            found.extend(
+                (obj["metadata"]["name"], pod, c)
+                for c in pod["containers"]
+                if c["name"] in ("api", "worker", "migrate")
+            )
     return found
 
 
@@ -652,3 +657,34 @@ def test_the_packaged_chart_carries_the_adapters_rule_and_the_built_in_registry(
     assert "dbos-queue-worker/prometheus-adapter-values.yaml" in names
     assert "dbos-queue-worker/files/registry.json" in names
     assert not any("/ci/" in name for name in names)
+
+
+def test_what_real_clusters_add_reaches_every_pod() -> None:
+    objects = render(values_of(CHART / "ci" / "real-cluster-values.yaml"))
+    for owner, pod, container in _containers(objects):
+        assert {"secretRef": {"name": "dbos-extra-env"}} in container["envFrom"], owner
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert mounts["database-ca"] == "/etc/database-ca", owner
+        assert "database-ca" in {v["name"] for v in pod["volumes"]}, owner
+    api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]
+    worker = find(objects, "Deployment", "-worker")["spec"]["template"]["spec"]
+    job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]
+    assert (api["priorityClassName"], worker["priorityClassName"]) == ("business-critical", "batch")
+    assert [c["name"] for c in api["containers"]] == ["api", "cloud-sql-proxy"]
+    assert [c["name"] for c in worker["containers"]] == ["worker", "cloud-sql-proxy"]
+    # The Job's proxy is a native sidecar: the Job still ends when the migration does.
+    assert [c["name"] for c in job["containers"]] == ["migrate"]
+    assert job["initContainers"][0]["restartPolicy"] == "Always"
+    assert api["containers"][0]["readinessProbe"]["periodSeconds"] == 10
+    assert worker["containers"][0]["livenessProbe"]["initialDelaySeconds"] == 30
+    extra = find(objects, "ConfigMap", "-notes")
+    assert extra["metadata"]["name"] == "demo-notes" and extra["data"] == {"owner": "platform-team"}
+
+
+def test_pods_spread_over_zones_and_nodes_by_default() -> None:
+    worker = find(render(DEFAULTS), "Deployment", "-worker")["spec"]["template"]["spec"]
+    keys = [c["topologyKey"] for c in worker["topologySpreadConstraints"]]
+    assert keys == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+    assert {c["whenUnsatisfiable"] for c in worker["topologySpreadConstraints"]} == {
+        "ScheduleAnyway"
+    }

@@ -165,7 +165,7 @@ the worker.*, autoscaling.* and keda.* settings its own keys replace. */}}
 {{- $rest = append $rest $q -}}
 {{- end -}}
 {{- end -}}
-{{- $settings := list "replicas" "concurrency" "pollingIntervalSeconds" "drainTimeoutSeconds" "terminationGracePeriodSeconds" "resources" "extraEnv" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" -}}
+{{- $settings := list "replicas" "concurrency" "pollingIntervalSeconds" "drainTimeoutSeconds" "terminationGracePeriodSeconds" "resources" "extraEnv" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "priorityClassName" "initContainers" "extraContainers" "readinessProbe" "livenessProbe" -}}
 {{- $pools := list -}}
 {{- range $p := .Values.workerPools -}}
 {{- $pool := dict "name" $p.name "queues" ($p.queues | default $rest) "image" ($p.image | default (include "dqw.image" (dict "ctx" $ "component" "worker"))) -}}
@@ -323,16 +323,39 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Topology spread across nodes by default, best effort. */}}
+{{/* Topology spread across zones and nodes by default, best effort. */}}
 {{- define "dqw.topologySpread" -}}
 {{- if .constraints -}}
 {{ toYaml .constraints }}
 {{- else -}}
+{{- range $key := list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
 - maxSkew: 1
-  topologyKey: kubernetes.io/hostname
+  topologyKey: {{ $key }}
   whenUnsatisfiable: ScheduleAnyway
   labelSelector:
     matchLabels:
-      {{- include "dqw.selectorLabels" (dict "ctx" .ctx "component" .component) | nindent 6 }}
+      {{- include "dqw.selectorLabels" (dict "ctx" $.ctx "component" $.component) | nindent 6 }}
+{{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/* What every container gets from the top-level values: env from Secrets or ConfigMaps, and
+extra mounts (a private CA bundle for sslmode=verify-full, say). */}}
+{{- define "dqw.extraEnvFrom" -}}
+{{- with .Values.extraEnvFrom }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A pod's own additions: priority class, init containers; pass (dict "ctx" $ "of" $spec)
+where $spec is api, a pool, or the migration's values. */}}
+{{- define "dqw.podExtras" -}}
+{{- with .of.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .of.initContainers }}
+initContainers:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
