@@ -19,6 +19,7 @@ from benchmarks.rehearsal.deployment import Deployment, Pod, PodTemplate
 from benchmarks.rehearsal.hpa import HpaController
 from services import contract
 from tests.support.audited_worker import step_runs_in_file
+from tests.support.chart import RELEASE, RELEASE_LABEL
 from tests.support.fleet import SystemDatabase
 from tests.support.processes import Api
 from tests.support.prometheus import Prometheus
@@ -71,6 +72,8 @@ class Stage:
         self._next_sync = self._t0
         self._next_activation_check = self._t0
         self._last_active = self._t0
+        # What the chart's ServiceMonitors add to every sample: the namespace and the release.
+        self._scope = {"namespace": NAMESPACE, RELEASE_LABEL: RELEASE}
         self.db = SystemDatabase(database_url)
         # The chart's registry ConfigMap, where every process reads it.
         registry = workdir / "registry.json"
@@ -294,7 +297,7 @@ class Stage:
         targets = [
             {
                 "targets": [pod.probe_url.removeprefix("http://")],
-                "labels": {"namespace": NAMESPACE, "pod": pod.name, "job": "worker"},
+                "labels": {**self._scope, "pod": pod.name, "job": "worker"},
             }
             for pod in self.deployment.pods()
             if pod.phase in ("Running", "Terminating")
@@ -303,7 +306,7 @@ class Stage:
             targets.append(
                 {
                     "targets": [self.api.url.removeprefix("http://")],
-                    "labels": {"namespace": NAMESPACE, "pod": "api", "job": "api"},
+                    "labels": {**self._scope, "pod": "api", "job": "api"},
                 }
             )
         if targets == self._written_targets:

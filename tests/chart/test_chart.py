@@ -16,6 +16,7 @@ from tests.support.chart import (
     CHART,
     DASHBOARD,
     NAMESPACE,
+    RELEASE,
     SCENARIOS,
     find,
     render,
@@ -98,10 +99,12 @@ def test_hpa_scales_the_worker_deployment_on_the_metric_the_api_exports() -> Non
     assert metric["type"] == "External"
     assert metric["external"]["metric"]["name"] == contract.QUEUE_LOAD_METRIC
     # The one default pool serves every queue of the registry: it scales on the busiest.
+    # This release's API only (another release in the namespace reports its own load).
     assert metric["external"]["metric"]["selector"] == {
+        "matchLabels": {"queue_worker_release": RELEASE},
         "matchExpressions": [
             {"key": "queue", "operator": "In", "values": sorted(REGISTRY.queues)},
-        ]
+        ],
     }
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "1"}
 
@@ -486,10 +489,11 @@ def test_keda_scales_each_pool_on_the_busiest_of_its_queues() -> None:
         for o in objects
         if o["kind"] == "ScaledObject"
     }
-    metric, namespace = contract.QUEUE_LOAD_METRIC, f'namespace="{NAMESPACE}"'
+    metric = contract.QUEUE_LOAD_METRIC
+    scope = f'namespace="{NAMESPACE}", queue_worker_release="{RELEASE}"'
     assert sorted(queries.values()) == [
-        f'max({metric}{{{namespace}, queue=~"fanout|fanout-items"}})',
-        f'max({metric}{{{namespace}, queue=~"workflow-queue"}})',
+        f'max({metric}{{{scope}, queue=~"fanout|fanout-items"}})',
+        f'max({metric}{{{scope}, queue=~"workflow-queue"}})',
     ]
 
 

@@ -10,6 +10,8 @@ import yaml
 from services import contract
 from tests.support.chart import (
     NAMESPACE,
+    RELEASE,
+    RELEASE_LABEL,
     adapter_query,
     alert_rules,
     dashboard_exprs,
@@ -60,7 +62,8 @@ def test_every_metric_the_chart_names_is_one_the_services_export() -> None:
     source = "\n".join(p.read_text() for p in Path("services").rglob("*.py"))
     objects = render(DEFAULTS)
     texts = dashboard_exprs() + [r["expr"] for r in alert_rules(objects)]
-    named = {m for t in texts for m in re.findall(r"\bqueue_worker_\w+", t)}
+    # Every name of the prefix, but the release label the ServiceMonitors add.
+    named = {m for t in texts for m in re.findall(r"\bqueue_worker_\w+", t)} - {RELEASE_LABEL}
     suffixes = ("_bucket", "_count", "_sum", "_total")
     for metric in sorted(named):
         base = next((metric.removesuffix(s) for s in suffixes if metric.endswith(s)), metric)
@@ -69,7 +72,11 @@ def test_every_metric_the_chart_names_is_one_the_services_export() -> None:
 
 
 def _series(name: str, values: str, **labels: str) -> dict[str, str]:
-    selector = ",".join(f'{k}="{v}"' for k, v in {"namespace": NAMESPACE, **labels}.items())
+    # The services' samples carry their release (the chart's ServiceMonitors add it).
+    scope = {"namespace": NAMESPACE}
+    if name.startswith(contract.METRIC_PREFIX):
+        scope[RELEASE_LABEL] = RELEASE
+    selector = ",".join(f'{k}="{v}"' for k, v in {**scope, **labels}.items())
     return {"series": f"{name}{{{selector}}}", "values": values}
 
 
@@ -124,7 +131,14 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
                 {
                     "eval_time": "16m",
                     "alertname": "QueueWorkerQueueMetricAbsent",
-                    "exp_alerts": [_expected(objects, "QueueWorkerQueueMetricAbsent", "1")],
+                    "exp_alerts": [
+                        _expected(
+                            objects,
+                            "QueueWorkerQueueMetricAbsent",
+                            "1",
+                            **{RELEASE_LABEL: RELEASE},
+                        )
+                    ],
                 },
             ],
         },
@@ -142,6 +156,25 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
                     "eval_time": "25m",
                     "alertname": "QueueWorkerFailureRatioHigh",
                     "exp_alerts": [_expected(objects, "QueueWorkerFailureRatioHigh", "10%")],
+                },
+            ],
+        },
+        {  # another release in the namespace: its queue waits, its load stops; ours is fine
+            "interval": "1m",
+            "input_series": [
+                _series(
+                    "queue_worker_queue_oldest_enqueued_age_seconds",
+                    "0+600x20",
+                    **{RELEASE_LABEL: "other"},
+                    **q,
+                ),
+                _series("queue_worker_queue_load", "1x20", **q),
+            ],
+            "alert_rule_test": [
+                {
+                    "eval_time": "15m",
+                    "alertname": "QueueWorkerOldestWorkflowTooOld",
+                    "exp_alerts": [],
                 },
             ],
         },

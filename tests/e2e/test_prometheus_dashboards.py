@@ -13,6 +13,8 @@ from dbos import DBOSClient
 from services import contract
 from tests.conftest import NewDatabase
 from tests.support.chart import (
+    RELEASE,
+    RELEASE_LABEL,
     adapter_query,
     alert_rules,
     dashboard_exprs,
@@ -70,7 +72,8 @@ def prometheus(system: tuple[str, Api, WorkerProcess], workdir: Path) -> Iterato
     tmp_path = workdir
     objects = render({"database": {"existingSecret": "db"}})
     (tmp_path / "rules.yaml").write_text(rules_file(objects).replace('"jobs"', f'"{NAMESPACE}"'))
-    labels = {"namespace": NAMESPACE}  # what the ServiceMonitors' scrapes add in a cluster
+    # What the chart's ServiceMonitors add to every sample in a cluster.
+    labels = {"namespace": NAMESPACE, RELEASE_LABEL: RELEASE}
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(tmp_path / "rules.yaml")],

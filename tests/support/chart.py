@@ -17,6 +17,8 @@ ADAPTER_VALUES = (
 DASHBOARD = CHART / "dashboards" / "dbos-queue-worker.json"
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
 RELEASE, NAMESPACE = "demo", "jobs"
+# The label the chart's ServiceMonitors add to every sample: the release it belongs to.
+RELEASE_LABEL = "queue_worker_release"
 
 
 def values_of(scenario: Path) -> dict[str, Any]:
@@ -56,6 +58,7 @@ def dashboard_variables(namespace: str) -> dict[str, str]:
         "$namespace": namespace,
         "$queue": ".*",
         "$pool": ".*",
+        "$release": RELEASE,
         "$hpa": ".*worker.*",
     }
 
@@ -66,15 +69,16 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return expr
 
 
-def adapter_query(namespace: str, queues: str | list[str]) -> str:
+def adapter_query(namespace: str, queues: str | list[str], release: str = RELEASE) -> str:
     """The adapter rule's metricsQuery, as the adapter expands it for an HPA whose selector is
-    `queue In (queues)`: prometheus-adapter turns In into a regex match of the values joined
-    by "|" (pkg/external-provider/query_builder.go), even for one value."""
+    the release's label and `queue In (queues)`: prometheus-adapter turns In into a regex
+    match of the values joined by "|" (pkg/external-provider/query_builder.go), even for one
+    value."""
     rule = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["external"][0]
     series = re.match(r"^(\w+)", rule["seriesQuery"])
     assert series is not None
     values = [queues] if isinstance(queues, str) else queues
-    matchers = f'namespace="{namespace}",queue=~"{"|".join(values)}"'
+    matchers = f'namespace="{namespace}",{RELEASE_LABEL}="{release}",queue=~"{"|".join(values)}"'
     query: str = rule["metricsQuery"]
     return query.replace("<<.Series>>", series.group(1)).replace("<<.LabelMatchers>>", matchers)
 

@@ -359,3 +359,12 @@ initContainers:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/* The label every sample of this release's services carries (the ServiceMonitors add it),
+and so every selector, query and alert of the release names: two releases in a namespace
+never read each other's load. */}}
+{{- define "dqw.releaseLabel" -}}queue_worker_release{{- end -}}
+{{- define "dqw.scrapeLabels" -}}
+- targetLabel: {{ include "dqw.releaseLabel" . }}
+  replacement: {{ .Release.Name | quote }}
+{{- end -}}
