@@ -18,6 +18,7 @@ from tests.support.chart import (
     NAMESPACE,
     RELEASE,
     SCENARIOS,
+    alert_rules,
     find,
     render,
     values_of,
@@ -692,3 +693,39 @@ def test_pods_spread_over_zones_and_nodes_by_default() -> None:
     assert {c["whenUnsatisfiable"] for c in worker["topologySpreadConstraints"]} == {
         "ScheduleAnyway"
     }
+
+
+def test_without_hooks_the_migration_is_an_ordinary_job_named_after_what_it_migrates_to() -> None:
+    values = {
+        "database": {"url": "postgresql://app:example-only@db/dbos", "migration": {"hook": False}}
+    }
+    objects = render(values)
+    job = find(objects, "Job", "")
+    assert "helm.sh/hook" not in job["metadata"].get("annotations", {})
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    secret = find(objects, "Secret", "-database")
+    assert "helm.sh/hook" not in secret["metadata"].get("annotations", {})
+    assert not [o for o in objects if o["metadata"]["name"].endswith("-registry-migrate")]
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["registry"]["configMap"]["name"].endswith("-registry")
+    # A Job's template cannot change: another image is another Job.
+    other = find(render({**values, "image": {"tag": "9.9.9"}}), "Job", "")
+    assert other["metadata"]["name"] != job["metadata"]["name"]
+    assert find(render(values), "Job", "")["metadata"]["name"] == job["metadata"]["name"]
+
+
+def test_keda_takes_over_the_charts_hpa_so_one_upgrade_switches_scalers() -> None:
+    hpa = find(render(DEFAULTS), "HorizontalPodAutoscaler", "-worker")
+    objects = render({**DEFAULTS, "autoscaling": {"enabled": False}, "keda": {"enabled": True}})
+    scaled = find(objects, "ScaledObject", "-worker")
+    assert scaled["metadata"]["annotations"] == {
+        "scaledobject.keda.sh/transfer-hpa-ownership": "true"
+    }
+    config = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]
+    assert config["name"] == hpa["metadata"]["name"]
+    # The alerts watch the HPA by that name.
+    (rule,) = [r for r in alert_rules(objects) if r["alert"] == "QueueWorkerAtMaxReplicas"]
+    assert f'horizontalpodautoscaler="{hpa["metadata"]["name"]}"' in rule["expr"]
+    # Both scalers off in between (the KEDA-to-HPA way): still no replicas field.
+    neither = render({**DEFAULTS, "autoscaling": {"enabled": False}})
+    assert "replicas" not in find(neither, "Deployment", "-worker")["spec"]

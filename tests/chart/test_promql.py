@@ -229,7 +229,9 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("alert", ["QueueWorkerAtMaxReplicas"])
 def test_keda_alerts_watch_the_hpa_keda_makes(alert: str) -> None:
-    objects = render({**DEFAULTS, "autoscaling": {"enabled": False}, "keda": {"enabled": True}})
+    # Without taking over the chart's HPA, KEDA names its own keda-hpa-<ScaledObject>.
+    keda = {"enabled": True, "transferHpaOwnership": False}
+    objects = render({**DEFAULTS, "autoscaling": {"enabled": False}, "keda": keda})
     (rule,) = [r for r in alert_rules(objects) if r["alert"] == alert]
     assert f'horizontalpodautoscaler="keda-hpa-{HPA}"' in rule["expr"]
 

@@ -67,7 +67,7 @@ app.kubernetes.io/component: {{ .component }}
 {{/* The HPA that scales a pool: ours, or the one KEDA makes for its ScaledObject; pass
 (dict "ctx" $ "pool" $pool). */}}
 {{- define "dqw.hpaName" -}}
-{{- if .ctx.Values.keda.enabled -}}
+{{- if and .ctx.Values.keda.enabled (not .ctx.Values.keda.transferHpaOwnership) -}}
 {{- printf "keda-hpa-%s" .pool.fullname -}}
 {{- else -}}
 {{- .pool.fullname -}}
@@ -367,4 +367,10 @@ never read each other's load. */}}
 {{- define "dqw.scrapeLabels" -}}
 - targetLabel: {{ include "dqw.releaseLabel" . }}
   replacement: {{ .Release.Name | quote }}
+{{- end -}}
+
+{{/* What a migration depends on: the chart, the image and the registry (a new one of any is a
+new Job when the Job is not a hook). */}}
+{{- define "dqw.migrationDigest" -}}
+{{- printf "%s|%s|%s" .Chart.Version (include "dqw.image" (dict "ctx" . "component" "worker")) (include "dqw.registry" .) | sha256sum | trunc 8 -}}
 {{- end -}}
