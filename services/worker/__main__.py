@@ -1,4 +1,5 @@
-"""Entry point: `python -m services.worker` runs a worker; `... migrate` prepares the database."""
+"""Entry point: `python -m services.worker` runs a worker; `... migrate` prepares the database;
+`... versions` says which application versions' workers can be removed."""
 
 import argparse
 import logging
@@ -10,7 +11,7 @@ from services.contract import APP_NAME, dbos_tables
 from services.contract import registry as workflow_registry
 from services.contract.fleet import SCHEMA_VERSION
 from services.contract.registry import Registry
-from services.worker import database, fleet_schema, serving
+from services.worker import database, fleet_schema, serving, versions
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         "set-latest-version", help="make a version the latest (after a rollback)"
     )
     latest_parser.add_argument("version")
+    versions_parser = commands.add_parser(
+        "versions", help="each version's remaining work and live workers: which can be removed"
+    )
+    versions_parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     try:
         settings = WorkerSettings.from_env()
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         migrate(settings, registry, args.app_role)
         logging.getLogger(__name__).info("worker.migrated")
+    elif args.command == "versions":
+        print(versions.render(versions.report(settings), args.json))
     elif args.command == "set-latest-version":
         try:
             set_latest_version(settings, args.version)

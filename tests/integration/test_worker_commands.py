@@ -1,5 +1,6 @@
 """The worker's operator commands: migrate (with an app role) and set-latest-version."""
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,42 @@ def test_a_postgres_url_as_providers_write_it_runs_and_a_bad_one_is_named(
     assert "DBOS_SYSTEM_DATABASE_URL" in result.stderr
     assert "Traceback" not in result.stderr
     assert "hunter2-secret" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_versions_says_which_versions_workers_can_be_removed(
+    backend: str, new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    url = new_migrated_database(backend)
+    # A rollout registers "1" then "2"; work of "2" is then queued with no worker up.
+    for version in ("1", "2"):
+        worker = start_worker(url, tmp_path, DBOS__APPVERSION=version)
+        wait_worker_ready(worker)
+        assert worker.stop() == 0
+    client = DBOSClient(system_database_url=url, application_name=APP_NAME)
+    try:
+        for _ in range(2):
+            client.enqueue(
+                {"queue_name": "workflow-queue", "workflow_name": "workflow", "app_version": "2"}
+            )
+    finally:
+        client.destroy()
+
+    result = _command(url, "versions", "--json")
+
+    assert result.returncode == 0, result.stderr
+    report = {r["version"]: r for r in json.loads(result.stdout)}
+    assert report["1"]["removable"] is True and report["1"]["enqueued"] == 0
+    assert report["2"] == {
+        "version": "2",
+        "latest": True,
+        "enqueued": 2,
+        "pending": 0,
+        "delayed": 0,
+        "live_workers": 0,
+        "removable": False,
+    }
+    table = _command(url, "versions")
+    assert table.returncode == 0, table.stderr
+    assert "no: the latest version" in table.stdout
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["2", "1"]
