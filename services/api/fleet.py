@@ -88,16 +88,26 @@ class Fleet:
             stranded = None
             if with_stranded:
                 stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
-            configured = [
-                tuple(r)
-                for r in conn.execute(sa.select(queues.c.name, queues.c.worker_concurrency))
-            ]
+            # Every registered queue's limits, in one read: its per-worker concurrency (the
+            # load's divisor), and the global and per-partition limits (what may run at once).
+            q = queues
+            settings = conn.execute(
+                sa.select(
+                    q.c.name, q.c.worker_concurrency, q.c.concurrency, q.c.partition_concurrency
+                )
+            ).all()
+            configured = [(name, per_worker) for name, per_worker, _, _ in settings]
+            limits = {
+                name: (global_limit, per_partition)
+                for name, _, global_limit, per_partition in settings
+                if global_limit is not None or per_partition is not None
+            }
             oldest = []
             for queue in sorted({q for q, status, n in depth if status == "ENQUEUED" and n}):
                 enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
                 if enqueued_at is not None:
                     oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
-            runnable = _runnable(conn, depth)
+            runnable = _runnable(conn, depth, limits)
         return FleetSnapshot(
             depth=depth,
             executors=executors,
@@ -124,21 +134,16 @@ def _depth_query() -> sa.CompoundSelect[Any]:
     return sa.union_all(count("ENQUEUED", "PENDING"), count("DELAYED"))
 
 
-def _runnable(conn: sa.Connection, depth: Sequence[tuple[Any, ...]]) -> list[tuple[str, int]]:
+def _runnable(
+    conn: sa.Connection,
+    depth: Sequence[tuple[Any, ...]],
+    limits: dict[str, tuple[int | None, int | None]],
+) -> list[tuple[str, int]]:
     """ENQUEUED + PENDING that could run at once, on the queues that bound it (see
-    FleetSnapshot.runnable): the autoscaling signal must not ask for workers that the queue's
-    own limits would leave idle (one fan-out of 200 children, 4 at a time, needs no 20 workers).
+    FleetSnapshot.runnable; `limits`: each such queue's global and per-partition limits): the
+    autoscaling signal must not ask for workers that the queue's own limits would leave idle
+    (one fan-out of 200 children, 4 at a time, needs no 20 workers).
     """
-    limits = {
-        name: (global_limit, per_partition)
-        for name, global_limit, per_partition in conn.execute(
-            sa.select(queues.c.name, queues.c.concurrency, queues.c.partition_concurrency).where(
-                sa.or_(
-                    queues.c.concurrency.is_not(None), queues.c.partition_concurrency.is_not(None)
-                )
-            )
-        )
-    }
     if not limits:
         return []
     in_flight: dict[str, int] = {}

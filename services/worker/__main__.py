@@ -109,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             queues = serving.served_queues(settings, registry)
-            for name in queues:
-                serving.queue_options(settings, registry.queues[name])
+            options = {
+                name: serving.queue_options(settings, registry.queues[name]) for name in queues
+            }
             serving.import_workflows(registry, queues)
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        run(settings, registry, queues)
+        run(settings, registry, options)
     return 0
 
 

@@ -7,13 +7,14 @@ import socket
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from dbos import DBOS, DBOSConfig
 
 from services import contract
 from services.contract import dbos_tables
 from services.contract.registry import Registry
-from services.worker import database, fleet_schema, serving
+from services.worker import database, fleet_schema
 from services.worker.executions import EXECUTIONS
 from services.worker.fleet import FleetStore
 from services.worker.maintenance import Maintenance
@@ -60,9 +61,11 @@ class StopSignal:
         self.event.set()
 
 
-def run(settings: WorkerSettings, registry: Registry, queues: list[str]) -> None:
-    """Serve `queues` until a stop signal, drain, and end the process (see drain() for why it
-    must). Their workflows' modules are imported already (services.worker.serving)."""
+def run(settings: WorkerSettings, registry: Registry, options: dict[str, dict[str, Any]]) -> None:
+    """Serve the queues of `options` (each queue's register_queue arguments) until a stop
+    signal, drain, and end the process (see drain() for why it must). Their workflows' modules
+    are imported already (services.worker.serving)."""
+    queues = sorted(options)
     stop = StopSignal()
     stop.install()
     readiness = Readiness()
@@ -81,7 +84,6 @@ def run(settings: WorkerSettings, registry: Registry, queues: list[str]) -> None
     maintenance.register()
     maintenance.start()
     METRICS.row_reader = EXECUTIONS.read_row = RowReads(store.workflow_rows).read
-    options = {name: serving.queue_options(settings, registry.queues[name]) for name in queues}
     for name in queues:
         METRICS.serve(name, options[name]["worker_concurrency"])
     DBOS(config=dbos_config(settings))

@@ -15,6 +15,11 @@ logger = logging.getLogger(__name__)
 def workflow(
     num_steps: int = DEFAULT_NUM_STEPS, step_seconds: float = DEFAULT_STEP_SECONDS
 ) -> Progress:
+    return run_steps(num_steps, step_seconds)
+
+
+def run_steps(num_steps: int, step_seconds: float) -> Progress:
+    """The demo's body, inside a workflow: the steps, with progress published after each."""
     sdk.publish_progress(0, num_steps)
     for index in range(num_steps):
         step(index, step_seconds)

@@ -33,114 +33,113 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.mark.requires_tool("chromium")
-def test_enqueue_from_the_page_and_watch_it_finish(
-    browser: Browser, new_migrated_database: NewDatabase, tmp_path: Path
-) -> None:
+@pytest.fixture
+def api_and_worker(new_migrated_database: NewDatabase, tmp_path: Path) -> Iterator[Api]:
+    """The API and a worker on a fresh SQLite database."""
     url = new_migrated_database("sqlite")
     worker = start_worker(url, tmp_path)
     api = Api(url, tmp_path)
     try:
         wait_worker_ready(worker)
         api.wait_ready()
-        page = browser.new_page()
-        page.goto(api.url + "/")
-        expect(page.locator("#empty")).to_be_visible()
-
-        page.fill("#input-num-steps", "4")
-        page.fill("#input-step-seconds", "0.4")
-        page.click("#enqueue-button")
-        message = page.locator("#message")
-        expect(message).to_contain_text("Enqueued", timeout=10_000)
-        workflow_id = message.get_attribute("data-workflow-id")
-        assert workflow_id
-
-        row = page.locator(f'tr[data-workflow-id="{workflow_id}"]')
-        bar = row.get_by_role("progressbar")
-        # Live refresh: the bar is seen part way, then full, without reloading the page.
-        page.wait_for_function(
-            """id => {
-                const row = `tr[data-workflow-id="${id}"]`;
-                const bar = document.querySelector(`${row} [role=progressbar]`);
-                const value = bar ? Number(bar.getAttribute("aria-valuenow")) : 0;
-                return value > 0 && value < 100;
-            }""",
-            arg=workflow_id,
-            timeout=30_000,
-        )
-        expect(bar).to_have_attribute("aria-valuenow", "100", timeout=30_000)
-        expect(row.locator("td.status")).to_have_text("SUCCESS", timeout=30_000)
-        expect(bar).to_contain_text("4 / 4")
-        page.screenshot(path=tmp_path / "progress-page.png")
-        assert api.workflow(workflow_id)["status"] == "SUCCESS"
+        yield api
     finally:
         api.stop()
         worker.stop()
+
+
+@pytest.mark.requires_tool("chromium")
+def test_enqueue_from_the_page_and_watch_it_finish(
+    browser: Browser, api_and_worker: Api, tmp_path: Path
+) -> None:
+    api = api_and_worker
+    page = browser.new_page()
+    page.goto(api.url + "/")
+    expect(page.locator("#empty")).to_be_visible()
+
+    page.fill("#input-num-steps", "4")
+    page.fill("#input-step-seconds", "0.4")
+    page.click("#enqueue-button")
+    message = page.locator("#message")
+    expect(message).to_contain_text("Enqueued", timeout=10_000)
+    workflow_id = message.get_attribute("data-workflow-id")
+    assert workflow_id
+
+    row = page.locator(f'tr[data-workflow-id="{workflow_id}"]')
+    bar = row.get_by_role("progressbar")
+    # Live refresh: the bar is seen part way, then full, without reloading the page.
+    page.wait_for_function(
+        """id => {
+            const row = `tr[data-workflow-id="${id}"]`;
+            const bar = document.querySelector(`${row} [role=progressbar]`);
+            const value = bar ? Number(bar.getAttribute("aria-valuenow")) : 0;
+            return value > 0 && value < 100;
+        }""",
+        arg=workflow_id,
+        timeout=30_000,
+    )
+    expect(bar).to_have_attribute("aria-valuenow", "100", timeout=30_000)
+    expect(row.locator("td.status")).to_have_text("SUCCESS", timeout=30_000)
+    expect(bar).to_contain_text("4 / 4")
+    page.screenshot(path=tmp_path / "progress-page.png")
+    assert api.workflow(workflow_id)["status"] == "SUCCESS"
 
 
 @pytest.mark.requires_tool("chromium")
 def test_any_type_from_its_schema_filters_and_steps_on_click(
-    browser: Browser, new_migrated_database: NewDatabase, tmp_path: Path
+    browser: Browser, api_and_worker: Api, tmp_path: Path
 ) -> None:
-    url = new_migrated_database("sqlite")
-    worker = start_worker(url, tmp_path)
-    api = Api(url, tmp_path)
-    try:
-        wait_worker_ready(worker)
-        api.wait_ready()
-        demo = api.enqueue(num_steps=1, step_seconds=0)
-        page = browser.new_page()
-        page.goto(api.url + "/")
+    api = api_and_worker
+    demo = api.enqueue(num_steps=1, step_seconds=0)
+    page = browser.new_page()
+    page.goto(api.url + "/")
 
-        # The form follows the type: the fan-out's fields, with its schema's bounds and
-        # defaults; a partition key only for a type on a partitioned queue.
-        page.select_option("#workflow-type", "fanout")
-        expect(page.locator("#input-items")).to_have_attribute("max", "200")
-        expect(page.locator("#input-items")).to_have_value("5")
-        expect(page.locator("#input-num-steps")).to_have_count(0)
-        expect(page.locator("#partition-key-label")).to_be_hidden()
-        page.select_option("#workflow-type", "fanout_item")
-        expect(page.locator("#partition-key-label")).to_be_visible()
+    # The form follows the type: the fan-out's fields, with its schema's bounds and
+    # defaults; a partition key only for a type on a partitioned queue.
+    page.select_option("#workflow-type", "fanout")
+    expect(page.locator("#input-items")).to_have_attribute("max", "200")
+    expect(page.locator("#input-items")).to_have_value("5")
+    expect(page.locator("#input-num-steps")).to_have_count(0)
+    expect(page.locator("#partition-key-label")).to_be_hidden()
+    page.select_option("#workflow-type", "fanout_item")
+    expect(page.locator("#partition-key-label")).to_be_visible()
 
-        # Input the schema refuses: the API's answer names the field, nothing is enqueued.
-        page.select_option("#workflow-type", "fanout")
-        page.fill("#input-items", "0")
-        page.evaluate("document.getElementById('input-items').removeAttribute('min')")
-        page.click("#enqueue-button")
-        expect(page.locator("#message")).to_contain_text("input.items", timeout=10_000)
+    # Input the schema refuses: the API's answer names the field, nothing is enqueued.
+    page.select_option("#workflow-type", "fanout")
+    page.fill("#input-items", "0")
+    page.evaluate("document.getElementById('input-items').removeAttribute('min')")
+    page.click("#enqueue-button")
+    expect(page.locator("#message")).to_contain_text("input.items", timeout=10_000)
 
-        page.fill("#input-items", "3")
-        page.fill("#input-item-seconds", "0.1")
-        page.click("#enqueue-button")
-        message = page.locator("#message")
-        expect(message).to_contain_text("Enqueued", timeout=10_000)
-        fanout = message.get_attribute("data-workflow-id")
-        assert fanout
-        assert api.wait_status(fanout, "SUCCESS", timeout=60)["workflow"] == "fanout"
+    page.fill("#input-items", "3")
+    page.fill("#input-item-seconds", "0.1")
+    page.click("#enqueue-button")
+    message = page.locator("#message")
+    expect(message).to_contain_text("Enqueued", timeout=10_000)
+    fanout = message.get_attribute("data-workflow-id")
+    assert fanout
+    assert api.wait_status(fanout, "SUCCESS", timeout=60)["workflow"] == "fanout"
 
-        # Filters: only the fan-out's own type, then only the demo's queue.
-        page.select_option("#filter-type", "fanout")
-        expect(page.locator(f'tr[data-workflow-id="{fanout}"]')).to_be_visible()
-        expect(page.locator(f'tr[data-workflow-id="{demo}"]')).to_have_count(0)
-        expect(page.locator("tbody#workflows td.type")).to_have_text(["fanout"])
-        page.select_option("#filter-type", "")
-        page.select_option("#filter-queue", "workflow-queue")
-        expect(page.locator(f'tr[data-workflow-id="{demo}"]')).to_be_visible()
-        expect(page.locator(f'tr[data-workflow-id="{fanout}"]')).to_have_count(0)
+    # Filters: only the fan-out's own type, then only the demo's queue.
+    page.select_option("#filter-type", "fanout")
+    expect(page.locator(f'tr[data-workflow-id="{fanout}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-workflow-id="{demo}"]')).to_have_count(0)
+    expect(page.locator("tbody#workflows td.type")).to_have_text(["fanout"])
+    page.select_option("#filter-type", "")
+    page.select_option("#filter-queue", "workflow-queue")
+    expect(page.locator(f'tr[data-workflow-id="{demo}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-workflow-id="{fanout}"]')).to_have_count(0)
 
-        # A click shows the workflow's steps: the demo's one step, done.
-        page.click(f'tr[data-workflow-id="{demo}"] td.id')
-        expect(page.locator("#steps-of")).to_have_text(demo)
-        expect(page.locator("#step-rows td.step-name")).to_contain_text(["step"])
-        page.select_option("#filter-queue", "")
-        page.click(f'tr[data-workflow-id="{fanout}"] td.id')
-        expect(page.locator("#steps-of")).to_have_text(fanout)
-        # Its children, started and awaited, are operations of its own.
-        expect(page.locator("#step-rows tr")).not_to_have_count(0)
-        page.screenshot(path=tmp_path / "types-page.png")
-    finally:
-        api.stop()
-        worker.stop()
+    # A click shows the workflow's steps: the demo's one step, done.
+    page.click(f'tr[data-workflow-id="{demo}"] td.id')
+    expect(page.locator("#steps-of")).to_have_text(demo)
+    expect(page.locator("#step-rows td.step-name")).to_contain_text(["step"])
+    page.select_option("#filter-queue", "")
+    page.click(f'tr[data-workflow-id="{fanout}"] td.id')
+    expect(page.locator("#steps-of")).to_have_text(fanout)
+    # Its children, started and awaited, are operations of its own.
+    expect(page.locator("#step-rows tr")).not_to_have_count(0)
+    page.screenshot(path=tmp_path / "types-page.png")
 
 
 ODD_TYPE = {

@@ -27,6 +27,14 @@ def _command(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _roll_out(url: str, tmp_path: Path, *versions: str) -> None:
+    """A worker of each version starts (registering it with DBOS) and stops, in this order."""
+    for version in versions:
+        worker = start_worker(url, tmp_path, DBOS__APPVERSION=version)
+        wait_worker_ready(worker)
+        assert worker.stop() == 0
+
+
 @pytest.mark.postgres
 def test_migrate_prepares_both_schemas_for_a_restricted_role(new_database: NewDatabase) -> None:
     url = new_database("postgres")
@@ -60,10 +68,7 @@ def test_set_latest_version_after_a_rollback(
 ) -> None:
     url = new_migrated_database(backend)
     # A rollout registers "1" then "2"; "2" is then the latest.
-    for version in ("1", "2"):
-        worker = start_worker(url, tmp_path, DBOS__APPVERSION=version)
-        wait_worker_ready(worker)
-        assert worker.stop() == 0
+    _roll_out(url, tmp_path, "1", "2")
     client = DBOSClient(system_database_url=url, application_name=APP_NAME)
     try:
         assert client.get_latest_application_version()["version_name"] == "2"
@@ -105,10 +110,7 @@ def test_versions_says_which_versions_workers_can_be_removed(
 ) -> None:
     url = new_migrated_database(backend)
     # A rollout registers "1" then "2"; work of "2" is then queued with no worker up.
-    for version in ("1", "2"):
-        worker = start_worker(url, tmp_path, DBOS__APPVERSION=version)
-        wait_worker_ready(worker)
-        assert worker.stop() == 0
+    _roll_out(url, tmp_path, "1", "2")
     client = DBOSClient(system_database_url=url, application_name=APP_NAME)
     try:
         for _ in range(2):

@@ -9,8 +9,4 @@ NAME = "rehearsal_b"
 
 @sdk.workflow(NAME)
 def rehearsal_b(num_steps: int = 10, step_seconds: float = 1.0) -> Progress:
-    sdk.publish_progress(0, num_steps)
-    for index in range(num_steps):
-        workflows.step(index, step_seconds)
-        sdk.publish_progress(index + 1, num_steps)
-    return {"steps_completed": num_steps, "num_steps": num_steps}
+    return workflows.run_steps(num_steps, step_seconds)
