@@ -59,7 +59,10 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
             lazy=True,
             retry_connection_errors=False,
         )
-        store, fleet = Store(engine), Fleet(engine, sorted(types.queues))
+        store, fleet = (
+            Store(engine),
+            Fleet(engine, sorted(types.queues), settings.application_version),
+        )
         grace_ms = int(settings.executor_grace_seconds * 1000)
         metrics.attach(
             QueueCollector(

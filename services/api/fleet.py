@@ -30,41 +30,47 @@ class Executor:
 class FleetSnapshot:
     # (queue, status, workflows) for ENQUEUED, PENDING and DELAYED.
     depth: list[tuple[str, str, int]]
+    # (queue, application_version, status, workflows): the same by version, work enqueued
+    # without a version counted under the version the API pins (see Fleet).
+    by_version: list[tuple[str, str, str, int]]
     executors: list[Executor]
     # (queue, workflows): PENDING on executors that are not alive.
     orphaned: list[tuple[str, int]]
-    # (queue, application_version, workflows): ENQUEUED for a version no live executor runs;
-    # None when not read this time.
-    stranded: list[tuple[str, str, int]] | None
+    # (queue, application_version, workflows): ENQUEUED for a version no live executor runs.
+    stranded: list[tuple[str, str, int]]
     # (queue, worker_concurrency or None) of every queue registered in the database.
     queues: list[tuple[str, int | None]]
-    # (queue, ENQUEUED + PENDING workflows that could run at once): each partition counted up
-    # to the queue's partition_concurrency, the queue up to its global concurrency. Queues
-    # without such limits are not listed (all their in-flight work could run).
-    runnable: list[tuple[str, int]]
+    # (queue, application_version, ENQUEUED + PENDING workflows that could run at once), for
+    # every queue and version with such work: each partition counted up to the queue's
+    # partition_concurrency, each version up to the queue's global concurrency (a version's
+    # workers are a fleet of their own).
+    runnable: list[tuple[str, str, int]]
     # (queue, age in seconds) of the oldest ENQUEUED workflow, for queues that have one.
     oldest_age_seconds: list[tuple[str, float]]
 
 
 class Fleet:
-    def __init__(self, engine: sa.Engine, queue_names: Sequence[str]) -> None:
+    def __init__(self, engine: sa.Engine, queue_names: Sequence[str], default_version: str) -> None:
         self._engine = with_schemas(engine)
         # The registry's queues: the work the reaper recovers, and so what counts as orphaned.
         self._queue_names = list(queue_names)
+        # Where work enqueued without a version (by other clients) is counted: DBOS gives it to
+        # the latest version's workers, which is the version this API pins while it is current.
+        self._default_version = default_version
 
-    def snapshot(
-        self, grace_ms: int, *, with_stranded: bool = True, max_executors: int = 500
-    ) -> FleetSnapshot:
-        """Everything above in one connection, each query served by an index of DBOS's, but
-        `stranded`: it reads every queued row (no index has the version), so callers that
-        poll often (metrics) ask for it less often."""
+    def snapshot(self, grace_ms: int, *, max_executors: int = 500) -> FleetSnapshot:
+        """Everything above in one connection, each query served by an index of DBOS's (the
+        work by version reads the in-flight rows the index finds: no index has the version)."""
         hb = heartbeats
         with self._engine.connect() as conn:
             # One "now" for every query, so they agree on who is alive.
             now_value = int(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
             now = sa.literal(now_value)
             is_alive = rules.is_alive(now, grace_ms)
-            depth = [tuple(r) for r in conn.execute(_depth_query())]
+            work = [
+                (queue, version, status, int(n))
+                for queue, version, status, n in conn.execute(_work_query())
+            ]
             executors = [
                 Executor(*row)
                 for row in conn.execute(
@@ -81,13 +87,14 @@ class Fleet:
                     .limit(max_executors)
                 )
             ]
-            live_versions = sa.select(hb.c.application_version).where(is_alive)
+            live_versions = set(
+                conn.execute(sa.select(hb.c.application_version).where(is_alive).distinct())
+                .scalars()
+                .all()
+            )
             orphaned = [
                 tuple(r) for r in conn.execute(_orphaned_query(now, grace_ms, self._queue_names))
             ]
-            stranded = None
-            if with_stranded:
-                stranded = [tuple(r) for r in conn.execute(_stranded_query(live_versions))]
             # Every registered queue's limits, in one read: its per-worker concurrency (the
             # load's divisor), and the global and per-partition limits (what may run at once).
             q = queues
@@ -102,85 +109,115 @@ class Fleet:
                 for name, _, global_limit, per_partition in settings
                 if global_limit is not None or per_partition is not None
             }
+            depth: dict[tuple[str, str], int] = {}
+            for queue, _, status, n in work:
+                depth[queue, status] = depth.get((queue, status), 0) + n
             oldest = []
-            for queue in sorted({q for q, status, n in depth if status == "ENQUEUED" and n}):
+            for queue in sorted({q for (q, status), n in depth.items() if status == "ENQUEUED"}):
                 enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
                 if enqueued_at is not None:
                     oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
-            runnable = _runnable(conn, depth, limits)
+            runnable = self._runnable(conn, work, limits)
         return FleetSnapshot(
-            depth=depth,
+            depth=[(queue, status, n) for (queue, status), n in depth.items()],
+            by_version=self._versioned(work),
             executors=executors,
             orphaned=orphaned,
-            stranded=stranded,
+            stranded=sorted(
+                (queue, version, n)
+                for queue, version, status, n in work
+                if status == "ENQUEUED" and version is not None and version not in live_versions
+            ),
             queues=configured,
             oldest_age_seconds=oldest,
             runnable=runnable,
         )
 
+    def _versioned(
+        self, work: Sequence[tuple[str, str | None, str, int]]
+    ) -> list[tuple[str, str, str, int]]:
+        counts: dict[tuple[str, str, str], int] = {}
+        for queue, version, status, n in work:
+            key = (queue, version or self._default_version, status)
+            counts[key] = counts.get(key, 0) + n
+        return sorted((queue, version, status, n) for (queue, version, status), n in counts.items())
 
-def _depth_query() -> sa.CompoundSelect[Any]:
-    # Two parts so each uses its partial index (index-only for the in-flight one): a single
-    # status IN (...) over all three statuses matches neither and reads the whole table.
+    def _runnable(
+        self,
+        conn: sa.Connection,
+        work: Sequence[tuple[str, str | None, str, int]],
+        limits: dict[str, tuple[int | None, int | None]],
+    ) -> list[tuple[str, str, int]]:
+        """ENQUEUED + PENDING that could run at once, by version (see FleetSnapshot.runnable;
+        `limits`: the global and per-partition limits of the queues that have any): the
+        autoscaling signal must not ask for workers that the queue's own limits
+        would leave idle (one fan-out of 200 children, 4 at a time, needs no 20 workers).
+        """
+        in_flight: dict[tuple[str, str], int] = {}
+        for queue, version, status, count in work:
+            if status in ("ENQUEUED", "PENDING"):
+                key = (queue, version or self._default_version)
+                in_flight[key] = in_flight.get(key, 0) + count
+        partitioned = [name for name, (_, per_partition) in limits.items() if per_partition]
+        if partitioned:
+            for queue, version, runnable, total in conn.execute(_partitions_query(partitioned)):
+                key = (queue, version or self._default_version)
+                in_flight[key] = in_flight.get(key, 0) - int(total) + int(runnable)
+        capped = []
+        for (queue, version), busy in in_flight.items():
+            global_limit = limits.get(queue, (None, None))[0]
+            capped.append(
+                (queue, version, busy if global_limit is None else min(busy, global_limit))
+            )
+        return sorted(capped)
+
+
+def _work_query() -> sa.CompoundSelect[Any]:
+    # Two parts so each uses its partial index: a single status IN (...) over all three
+    # statuses matches neither and reads the whole table.
     ws = workflow_status
 
     def count(*statuses: str) -> sa.Select[Any]:
         return (
-            sa.select(ws.c.queue_name, ws.c.status, sa.func.count())
+            sa.select(ws.c.queue_name, ws.c.application_version, ws.c.status, sa.func.count())
             .where(ws.c.status.in_(statuses), ws.c.queue_name.is_not(None))
-            .group_by(ws.c.queue_name, ws.c.status)
+            .group_by(ws.c.queue_name, ws.c.application_version, ws.c.status)
         )
 
     return sa.union_all(count("ENQUEUED", "PENDING"), count("DELAYED"))
 
 
-def _runnable(
-    conn: sa.Connection,
-    depth: Sequence[tuple[Any, ...]],
-    limits: dict[str, tuple[int | None, int | None]],
-) -> list[tuple[str, int]]:
-    """ENQUEUED + PENDING that could run at once, on the queues that bound it (see
-    FleetSnapshot.runnable; `limits`: each such queue's global and per-partition limits): the
-    autoscaling signal must not ask for workers that the queue's own limits would leave idle
-    (one fan-out of 200 children, 4 at a time, needs no 20 workers).
-    """
-    if not limits:
-        return []
-    in_flight: dict[str, int] = {}
-    for queue, status, count in depth:
-        if status in ("ENQUEUED", "PENDING"):
-            in_flight[queue] = in_flight.get(queue, 0) + int(count)
-    capped: dict[str, int] = {}
-    partitioned = [name for name, (_, per_partition) in limits.items() if per_partition]
-    if partitioned:
-        for queue, runnable, total in conn.execute(_partitions_query(partitioned)):
-            in_flight[queue] = in_flight.get(queue, 0) - int(total) + int(runnable)
-    for name, (global_limit, _) in limits.items():
-        busy = in_flight.get(name, 0)
-        capped[name] = busy if global_limit is None else min(busy, global_limit)
-    return sorted(capped.items())
-
-
 def _partitions_query(partitioned: list[str]) -> sa.Select[Any]:
-    """Per partitioned queue: its in-flight workflows counted up to partition_concurrency per
-    partition, and all of them (served by DBOS's partial index of partitioned in-flight rows)."""
+    """Per partitioned queue and version: its in-flight workflows counted up to
+    partition_concurrency per partition, and all of them (found by DBOS's partial index of
+    partitioned in-flight rows)."""
     ws = workflow_status
     per_partition = (
-        sa.select(ws.c.queue_name, ws.c.queue_partition_key, sa.func.count().label("n"))
+        sa.select(
+            ws.c.queue_name,
+            ws.c.application_version,
+            ws.c.queue_partition_key,
+            sa.func.count().label("n"),
+        )
         .where(
             ws.c.status.in_(("ENQUEUED", "PENDING")),
             ws.c.queue_partition_key.is_not(None),
             ws.c.queue_name.in_(partitioned),
         )
-        .group_by(ws.c.queue_name, ws.c.queue_partition_key)
+        .group_by(ws.c.queue_name, ws.c.application_version, ws.c.queue_partition_key)
         .subquery("partitions")
     )
     limit = queues.c.partition_concurrency
     capped = sa.case((per_partition.c.n > limit, limit), else_=per_partition.c.n)
     return (
-        sa.select(per_partition.c.queue_name, sa.func.sum(capped), sa.func.sum(per_partition.c.n))
+        sa.select(
+            per_partition.c.queue_name,
+            per_partition.c.application_version,
+            sa.func.sum(capped),
+            sa.func.sum(per_partition.c.n),
+        )
         .select_from(per_partition.join(queues, queues.c.name == per_partition.c.queue_name))
-        .group_by(per_partition.c.queue_name)
+        .group_by(per_partition.c.queue_name, per_partition.c.application_version)
     )
 
 
@@ -198,20 +235,6 @@ def _orphaned_query(
             rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, grace_ms, rules.by_clock(now)),
         )
         .group_by(ws.c.queue_name)
-    )
-
-
-def _stranded_query(live_versions: sa.Select[Any]) -> sa.Select[Any]:
-    ws = workflow_status
-    return (
-        sa.select(ws.c.queue_name, ws.c.application_version, sa.func.count())
-        .where(
-            ws.c.status == "ENQUEUED",
-            ws.c.queue_name.is_not(None),
-            ws.c.application_version.is_not(None),
-            ws.c.application_version.not_in(live_versions),
-        )
-        .group_by(ws.c.queue_name, ws.c.application_version)
     )
 
 

@@ -10,18 +10,16 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
 from services.api.fleet import QUEUED_STATUSES, Fleet, FleetSnapshot
 from services.contract import METRIC_PREFIX, QUEUE_LOAD_METRIC
 
 logger = logging.getLogger(__name__)
-
-STRANDED_REFRESH_SECONDS = 30.0
 
 
 class QueueCollector(Collector):
@@ -38,7 +36,6 @@ class QueueCollector(Collector):
         self._cache_seconds = cache_seconds
         self._lock = threading.Lock()  # one database read at a time; the others wait for it
         self._cached: tuple[float, FleetSnapshot | None] | None = None
-        self._stranded: tuple[float, list[tuple[str, str, int]]] | None = None
         self._errors = errors
 
     def snapshot(self) -> FleetSnapshot | None:
@@ -46,22 +43,12 @@ class QueueCollector(Collector):
             now = time.monotonic()
             if self._cached is not None and now - self._cached[0] < self._cache_seconds:
                 return self._cached[1]
-            # Stranded work (a version no worker runs) changes at deployment pace and costs a
-            # read of every queued row: refresh it less often than the rest.
-            stale = self._stranded is None or now - self._stranded[0] >= STRANDED_REFRESH_SECONDS
             try:
-                snapshot: FleetSnapshot | None = self._fleet.snapshot(
-                    self._grace_ms, with_stranded=stale
-                )
+                snapshot: FleetSnapshot | None = self._fleet.snapshot(self._grace_ms)
             except Exception as exc:
                 logger.warning("metrics.collection_failed error=%s", type(exc).__name__)
                 self._errors.inc()
                 snapshot = None
-            if snapshot is not None:
-                if snapshot.stranded is not None:
-                    self._stranded = (now, snapshot.stranded)
-                elif self._stranded is not None:
-                    snapshot = replace(snapshot, stranded=self._stranded[1])
             self._cached = (time.monotonic(), snapshot)
             return snapshot
 
@@ -80,10 +67,13 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     load = GaugeMetricFamily(
         QUEUE_LOAD_METRIC,
         "(enqueued + pending, at most what the queue's global and per-partition limits let "
-        "run at once) / worker_concurrency: workers needed; the autoscaling signal.",
+        "run at once) / worker_concurrency: workers needed; the autoscaling signal. Without "
+        "application_version: the queue's total; with it: one version's workers' share.",
         labels=["queue"],
     )
-    runnable = dict(snapshot.runnable)
+    runnable: dict[str, dict[str, int]] = {}
+    for queue, version, n in snapshot.runnable:
+        runnable.setdefault(queue, {})[version] = n
     capacity = _gauge("queue_worker_concurrency", "Workflows one worker runs at once.", "queue")
     for queue in queue_names:
         for status in QUEUED_STATUSES:
@@ -91,8 +81,11 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
         per_worker = concurrency.get(queue)
         if per_worker:
             capacity.add_metric([queue], per_worker)
-            busy = counts.get((queue, "ENQUEUED"), 0) + counts.get((queue, "PENDING"), 0)
-            load.add_metric([queue], runnable.get(queue, busy) / per_worker)
+            by_version = runnable.get(queue, {})
+            load.add_metric([queue], sum(by_version.values()) / per_worker)
+            for version, busy in sorted(by_version.items()):
+                labels = {"queue": queue, "application_version": version}
+                load.samples.append(Sample(QUEUE_LOAD_METRIC, labels, busy / per_worker))
     oldest = _gauge(
         "queue_oldest_enqueued_age_seconds",
         "Age of the oldest ENQUEUED workflow; absent when none waits.",
@@ -113,7 +106,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
         "queue",
         "application_version",
     )
-    for queue, version, count in snapshot.stranded or []:
+    for queue, version, count in snapshot.stranded:
         stranded.add_metric([queue, version], count)
     live = _gauge(
         "live_executors", "Workers heartbeating within the grace period.", "application_version"
@@ -126,7 +119,20 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
             )
     for version, count in sorted(versions.items()):
         live.add_metric([version], count)
-    yield from (depth, load, capacity, oldest, orphaned, stranded, live)
+    work = _gauge(
+        "version_workflows",
+        "Workflows of an application version by status (enqueued, pending, delayed), over "
+        "every queue; a version with live workers reports zeros once its work is done.",
+        "application_version",
+        "status",
+    )
+    per_version: dict[tuple[str, str], int] = {}
+    for _, version, status, n in snapshot.by_version:
+        per_version[version, status] = per_version.get((version, status), 0) + n
+    for version in sorted({v for v, _ in per_version} | set(versions)):
+        for status in QUEUED_STATUSES:
+            work.add_metric([version, status.lower()], per_version.get((version, status), 0))
+    yield from (depth, load, capacity, oldest, orphaned, stranded, live, work)
 
 
 def _gauge(name: str, documentation: str, *labels: str) -> GaugeMetricFamily:

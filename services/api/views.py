@@ -67,8 +67,7 @@ def fleet_json(snapshot: FleetSnapshot, grace_seconds: float) -> dict[str, Any]:
         ],
         "orphaned_workflows": [{"queue": q, "workflows": n} for q, n in snapshot.orphaned],
         "stranded_workflows": [
-            {"queue": q, "application_version": v, "workflows": n}
-            for q, v, n in snapshot.stranded or []
+            {"queue": q, "application_version": v, "workflows": n} for q, v, n in snapshot.stranded
         ],
     }
 

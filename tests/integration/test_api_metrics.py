@@ -172,3 +172,73 @@ def test_the_load_counts_only_what_the_queues_limits_let_run(url: str, api: Api)
     # 4 of the big partition and both of the small one could run: 6 / 10, not 22 / 10.
     assert sample(text, "queue_worker_queue_load", **queue) == 0.6
     assert sample(text, "queue_worker_queue_load", queue="capped") == 3 / 2
+
+
+def test_the_load_is_reported_per_application_version_beside_the_total(url: str, api: Api) -> None:
+    """Each version's workers are a fleet of their own (DBOS runs work only on workers of its
+    version): each is scaled on its own share, and the total stays for dashboards."""
+    client = DBOSClient(system_database_url=url)
+    try:
+        client.register_queue("fanout-items", worker_concurrency=10, partition_concurrency=4)
+        for version, count in (("1", 3), ("2", 5), (None, 2)):
+            for _ in range(count):
+                options = {"queue_name": QUEUE_NAME, "workflow_name": "w"}
+                if version is not None:
+                    options["app_version"] = version
+                client.enqueue(options)  # type: ignore[arg-type]
+        # One partition, six items of each version: each version's workers could run 4.
+        for version in ("1", "2"):
+            for _ in range(6):
+                client.enqueue(
+                    {  # type: ignore[typeddict-item]
+                        "queue_name": "fanout-items",
+                        "workflow_name": "fanout_item",
+                        "app_version": version,
+                        "queue_partition_key": "big",
+                    }
+                )
+        client.enqueue(
+            {
+                "queue_name": QUEUE_NAME,
+                "workflow_name": "w",
+                "app_version": "2",
+                "delay_seconds": 600,
+            }
+        )
+    finally:
+        client.destroy()
+
+    text = _scrape(api)
+
+    # Work enqueued without a version goes to DBOS's latest: counted under the API's version.
+    assert sample(text, "queue_worker_queue_load", application_version="1", **Q) == 5 / CONCURRENCY
+    assert sample(text, "queue_worker_queue_load", application_version="2", **Q) == 5 / CONCURRENCY
+    assert sample(text, "queue_worker_queue_load", **Q) == 10 / CONCURRENCY
+    fanout = {"queue": "fanout-items"}
+    for version in ("1", "2"):
+        assert sample(text, "queue_worker_queue_load", application_version=version, **fanout) == 0.4
+    assert sample(text, "queue_worker_queue_load", **fanout) == 0.8
+    work = {
+        (version, status): sample(
+            text, "queue_worker_version_workflows", application_version=version, status=status
+        )
+        for version in ("1", "2")
+        for status in ("enqueued", "pending", "delayed")
+    }
+    assert work == {
+        ("1", "enqueued"): 11,
+        ("1", "pending"): 0,
+        ("1", "delayed"): 0,
+        ("2", "enqueued"): 11,
+        ("2", "pending"): 0,
+        ("2", "delayed"): 1,
+    }
+    # No worker runs either version: all of version 2's queued work is stranded, and version 1's
+    # apart from what was enqueued without a version (DBOS hands that to whichever is latest).
+    stranded = {
+        version: sample(
+            text, "queue_worker_queue_stranded_workflows", application_version=version, **Q
+        )
+        for version in ("1", "2")
+    }
+    assert stranded == {"1": 3, "2": 5}
