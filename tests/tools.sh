@@ -9,6 +9,7 @@ pgrep procps
 promtool prometheus
 prometheus prometheus
 chromium chromium
+openssl openssl
 wrk wrk
 "
 

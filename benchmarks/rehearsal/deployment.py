@@ -16,6 +16,7 @@ is not (no period, success or failure thresholds); surplus Pending pods go at on
 import http.client
 import math
 import os
+import re
 import secrets
 import signal
 import threading
@@ -28,6 +29,7 @@ from functools import cmp_to_key
 from pathlib import Path
 from typing import Literal
 
+from services.worker.deletion_cost import ANNOTATION
 from tests.support.processes import ServiceProcess, free_port
 
 Phase = Literal["Pending", "Running", "Terminating", "Gone"]
@@ -37,6 +39,10 @@ PROBE_TIMEOUT_SECONDS = 1.0
 # What ReplicaSet-generated name suffixes are made of (k8s.io/apimachinery utilrand.String).
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _NAME_SUFFIX_LENGTH = 5
+# The annotation the ReplicaSet controller reads (named once, where the worker writes it).
+DELETION_COST = ANNOTATION
+# Decimal digits with an optional "-" (strconv.ParseInt's base-10 syntax).
+_DECIMAL = re.compile(r"-?[0-9]+")
 # Every pod name given out in this process: a new pod never reuses one, not even one of another
 # Deployment object of the same name (the database remembers executor ids).
 _issued_names: set[str] = set()
@@ -63,9 +69,9 @@ class Pod:
     name: str
     # Clock time the pod object was created (metadata.creationTimestamp), before its delay.
     created_at: float
-    # The controller.kubernetes.io/pod-deletion-cost annotation: lower goes first on scale-down.
-    # Kubernetes accepts an int32 here.
-    deletion_cost: int = 0
+    # metadata.annotations; the deletion cost is read from here. Replaced whole, never changed
+    # in place: the stand-in's API server writes it from its own threads.
+    annotations: dict[str, str] = field(default_factory=dict)
     phase: Phase = "Pending"
     # Running, and its /readyz answered 200 at the last reconcile.
     ready: bool = False
@@ -83,6 +89,18 @@ class Pod:
     exit_code: int | None = None
     # The worker process (the pod's one container), once started.
     container: ServiceProcess | None = field(default=None, repr=False)
+
+    @property
+    def deletion_cost(self) -> int:
+        """The controller.kubernetes.io/pod-deletion-cost annotation, as the ReplicaSet
+        controller reads it (GetDeletionCostFromPodAnnotations): lower goes first on scale-down;
+        absent, or not an int32 without a plus sign or leading zeros, it is 0."""
+        value = self.annotations.get(DELETION_COST, "")
+        # validFirstDigit: no "+" and no leading "0" (a lone "-" fails the syntax below).
+        if (value.startswith("0") and len(value) > 1) or not _DECIMAL.fullmatch(value):
+            return 0
+        cost = int(value)
+        return cost if -(2**31) <= cost < 2**31 else 0
 
     @property
     def pid(self) -> int | None:
@@ -188,6 +206,9 @@ class Deployment:
         self._history: list[Pod] = []
         # Called with each pod a scale-down deletes, just before its SIGTERM.
         self.on_scale_in: Callable[[Pod], None] = lambda pod: None
+        # What a pod's container gets beside the template's environment: the kubelet's part (the
+        # stand-in's API server sets it: the API's address, a service account, the pod's name).
+        self.pod_env: Callable[[Pod], dict[str, str]] = lambda pod: {}
         # No proxy from the environment for probes of 127.0.0.1.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         # Probes run side by side, as the kubelet's do: one hanging pod delays a pass once.
@@ -303,6 +324,7 @@ class Deployment:
             self.template.module,
             {
                 **self.template.env,
+                **self.pod_env(pod),
                 "DBOS__VMID": pod.name,
                 "WORKER_PROBE_HOST": "127.0.0.1",
                 "WORKER_PROBE_PORT": str(port),

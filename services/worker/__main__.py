@@ -11,7 +11,8 @@ from services.contract import APP_NAME, dbos_tables
 from services.contract import registry as workflow_registry
 from services.contract.fleet import SCHEMA_VERSION
 from services.contract.registry import Registry
-from services.worker import database, fleet_schema, serving, versions
+from services.worker import database, deletion_cost, fleet_schema, serving, versions
+from services.worker.executions import EXECUTIONS
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 
@@ -113,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 name: serving.queue_options(settings, registry.queues[name]) for name in queues
             }
             serving.import_workflows(registry, queues)
+            cost = deletion_cost.from_settings(settings, EXECUTIONS.count)
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        run(settings, registry, options)
+        run(settings, registry, options, cost)
     return 0
 
 

@@ -41,6 +41,8 @@ class Executions:
         self._running: Counter[str] = Counter()
         # Called when an execution ends because its workflow was cancelled or taken over.
         self.on_lost: Callable[[], None] = lambda: None
+        # Called when the number of executions changed; must be quick and must not raise.
+        self.on_change: Callable[[], None] = lambda: None
         self.read_row: RowReader = _no_row
 
     @contextmanager
@@ -51,6 +53,7 @@ class Executions:
             return
         with self._lock:
             self._running[workflow_id] += 1
+        self.on_change()
         lost = False
         try:
             row = self._read(workflow_id)
@@ -75,12 +78,18 @@ class Executions:
                 self._running[workflow_id] -= 1
                 if self._running[workflow_id] <= 0:
                     del self._running[workflow_id]
+            self.on_change()
             if lost:
                 self.on_lost()
 
     def snapshot(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._running)
+
+    def count(self) -> int:
+        """How many workflows run here now."""
+        with self._lock:
+            return len(self._running)
 
     def _read(self, workflow_id: str) -> WorkflowRow | None:
         try:

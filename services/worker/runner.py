@@ -15,6 +15,7 @@ from services import contract
 from services.contract import dbos_tables
 from services.contract.registry import Registry
 from services.worker import database, fleet_schema
+from services.worker.deletion_cost import DeletionCost
 from services.worker.executions import EXECUTIONS
 from services.worker.fleet import FleetStore
 from services.worker.maintenance import Maintenance
@@ -61,10 +62,16 @@ class StopSignal:
         self.event.set()
 
 
-def run(settings: WorkerSettings, registry: Registry, options: dict[str, dict[str, Any]]) -> None:
+def run(
+    settings: WorkerSettings,
+    registry: Registry,
+    options: dict[str, dict[str, Any]],
+    deletion_cost: DeletionCost | None = None,
+) -> None:
     """Serve the queues of `options` (each queue's register_queue arguments) until a stop
     signal, drain, and end the process (see drain() for why it must). Their workflows' modules
-    are imported already (services.worker.serving)."""
+    are imported already (services.worker.serving). `deletion_cost`, given, keeps the pod's
+    deletion cost until the drain."""
     queues = sorted(options)
     stop = StopSignal()
     stop.install()
@@ -83,6 +90,9 @@ def run(settings: WorkerSettings, registry: Registry, options: dict[str, dict[st
     # stored in the database), and the reaper must never see a claim by an unknown executor.
     maintenance.register()
     maintenance.start()
+    if deletion_cost is not None:
+        EXECUTIONS.on_change = deletion_cost.changed
+        deletion_cost.start()
     METRICS.row_reader = EXECUTIONS.read_row = RowReads(store.workflow_rows).read
     for name in queues:
         METRICS.serve(name, options[name]["worker_concurrency"])
@@ -105,6 +115,8 @@ def run(settings: WorkerSettings, registry: Registry, options: dict[str, dict[st
         stop.event.wait()
     finally:
         readiness.launched.clear()
+        if deletion_cost is not None:
+            deletion_cost.stop()
         drain(settings, maintenance, store, probes)
     _exit_now(0)
 

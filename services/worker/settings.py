@@ -12,6 +12,10 @@ from services import contract
 
 # What a heartbeat may lose to a new connection (libpq's connect timeout is at least 2 s).
 RECONNECT_ALLOWANCE_SECONDS = 2.0
+# Where Kubernetes mounts a pod's service account token, CA bundle and namespace.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 
 
 def _local_executor_id() -> str:
@@ -68,6 +72,20 @@ class WorkerSettings(BaseModel):
     probe_host: str = Field("127.0.0.1", alias="WORKER_PROBE_HOST", min_length=1)
     probe_port: int = Field(9000, alias="WORKER_PROBE_PORT", ge=0, le=65535)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # Keep this pod's controller.kubernetes.io/pod-deletion-cost equal to the workflows it runs,
+    # so a scale-in deletes idle workers first (services.worker.deletion_cost).
+    pod_deletion_cost: bool = Field(False, alias="WORKER_POD_DELETION_COST")
+    # The pod and its namespace, from the downward API (the chart sets both); the namespace
+    # defaults to the service account's.
+    pod_name: str | None = Field(None, alias="WORKER_POD_NAME", pattern=_DNS_SUBDOMAIN)
+    pod_namespace: str | None = Field(None, alias="WORKER_POD_NAMESPACE", pattern=_DNS_LABEL)
+    # Where the service account's token, ca.crt and namespace are mounted.
+    service_account_dir: str = Field(
+        SERVICE_ACCOUNT_DIR, alias="WORKER_SERVICE_ACCOUNT_DIR", min_length=1
+    )
+    # The Kubernetes API's address, which the kubelet gives every container.
+    kubernetes_host: str | None = Field(None, alias="KUBERNETES_SERVICE_HOST", min_length=1)
+    kubernetes_port: int | None = Field(None, alias="KUBERNETES_SERVICE_PORT", ge=1, le=65535)
 
     @field_validator("database_url")
     @classmethod
@@ -82,6 +100,20 @@ class WorkerSettings(BaseModel):
                 f"HEARTBEAT_INTERVAL_SECONDS plus {RECONNECT_ALLOWANCE_SECONDS:g} seconds "
                 f"({self.minimum_grace_seconds:g} here): a live worker may miss heartbeats for "
                 "a stall of two intervals, its cadence and a reconnect without being thought dead"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _deletion_cost_knows_its_pod(self) -> Self:
+        if self.pod_deletion_cost and self.pod_name is None:
+            raise ValueError(
+                "WORKER_POD_DELETION_COST needs WORKER_POD_NAME, the pod's name (the chart sets "
+                "it from metadata.name)"
+            )
+        if self.pod_deletion_cost and (self.kubernetes_host is None or not self.kubernetes_port):
+            raise ValueError(
+                "WORKER_POD_DELETION_COST needs KUBERNETES_SERVICE_HOST and "
+                "KUBERNETES_SERVICE_PORT, which Kubernetes sets in every container: is this a pod?"
             )
         return self
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.rehearsal.deployment import Deployment, Pod, PodTemplate
+from benchmarks.rehearsal.deployment import DELETION_COST, Deployment, Pod, PodTemplate
 from tests.conftest import NewDatabase
 from tests.support.polling import wait_for
 
@@ -74,7 +74,7 @@ def test_scale_down_drains_the_newest_ready_pod_unless_its_deletion_cost_is_high
         settle(deployment, lambda: deployment.ready_replicas() == 2, "two ready workers again")
         third = new_pod(deployment, [first])
         assert third.name not in (first.name, second.name)
-        third.deletion_cost = 100
+        third.annotations = {DELETION_COST: "100"}
         deployment.scale(1)
         deployment.reconcile()
         assert (first.phase, third.phase) == ("Terminating", "Running")

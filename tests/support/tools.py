@@ -14,6 +14,7 @@ import pytest
 # command -> the Debian package that provides it; tests/tools.sh (make tools) holds the same list.
 TOOLS = {
     "chromium": "chromium",
+    "openssl": "openssl",
     "pgrep": "procps",
     "prometheus": "prometheus",
     "promtool": "prometheus",

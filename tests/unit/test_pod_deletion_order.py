@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.rehearsal.deployment import Deployment, Phase, Pod, PodTemplate, deletion_order
+from benchmarks.rehearsal.deployment import (
+    DELETION_COST,
+    Deployment,
+    Phase,
+    Pod,
+    PodTemplate,
+    deletion_order,
+)
 
 NOW = 10_000.0
 
@@ -27,7 +34,7 @@ def pod(
         phase=phase,
         ready=ready_for is not None,
         ready_since=None if ready_for is None else NOW - ready_for,
-        deletion_cost=cost,
+        annotations={DELETION_COST: str(cost)} if cost else {},
         uid=uid or name,
     )
 
@@ -167,3 +174,34 @@ def test_scale_down_of_pods_not_started_removes_the_newest_and_names_never_repea
         assert replacement.name not in (first.name, *(p.name for p in later))
     assert deployment.pods() == []
     assert deployment.ready_replicas() == 0
+
+
+@pytest.mark.parametrize(
+    ("annotation", "cost"),
+    [
+        (None, 0),
+        ("7", 7),
+        ("-3", -3),
+        ("0", 0),
+        ("2147483647", 2**31 - 1),
+        ("-2147483648", -(2**31)),
+        # What GetDeletionCostFromPodAnnotations refuses reads as 0.
+        ("2147483648", 0),
+        ("+5", 0),
+        ("007", 0),
+        ("", 0),
+        ("-", 0),
+        ("1.5", 0),
+        ("1_000", 0),
+        (" 5", 0),
+    ],
+)
+def test_the_cost_is_read_from_the_annotation_as_kubernetes_reads_it(
+    annotation: str | None, cost: int
+) -> None:
+    annotations = {} if annotation is None else {DELETION_COST: annotation}
+    assert Pod(name="p", created_at=NOW, annotations=annotations).deletion_cost == cost
+
+
+def test_the_annotation_is_the_one_kubernetes_reads() -> None:
+    assert DELETION_COST == "controller.kubernetes.io/pod-deletion-cost"
