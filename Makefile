@@ -4,6 +4,9 @@ PYTHON := $(VENV)/bin/python
 PIP_VERSION := 26.3
 IMAGE ?= ghcr.io/dbos-queue-worker/dbos-queue-worker
 VERSION ?= 0.1.0
+# images-local: the Debian base made here, and the CA bundle pip trusts inside the build.
+BASE_IMAGE ?= localhost/dbos-queue-worker-base:bookworm
+PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 TIME_SCALE ?= 1
 
 .PHONY: help  ## list the targets
@@ -35,7 +38,7 @@ run-worker: install
 test: install
 	$(PYTHON) -m pytest
 
-.PHONY: tools  ## install the Debian packages the full suite needs (prometheus, promtool, chromium, procps)
+.PHONY: tools  ## install the Debian packages whose programs the full suite drives (listed in tests/tools.sh)
 tools:
 	bash tests/tools.sh
 
@@ -43,6 +46,15 @@ tools:
 images:
 	docker build --file docker/Dockerfile --target api --build-arg VERSION=$(VERSION) --tag $(IMAGE)-api:$(VERSION) .
 	docker build --file docker/Dockerfile --target worker --build-arg VERSION=$(VERSION) --tag $(IMAGE)-worker:$(VERSION) .
+
+.PHONY: base-local  ## make the Debian base image with debootstrap (as root; reused once made, REBUILD=1 remakes it)
+base-local:
+	bash docker/local-base.sh $(BASE_IMAGE)
+
+.PHONY: images-local  ## build the api and worker images without Docker: podman on the local Debian base
+images-local: base-local
+	podman build --isolation chroot --file docker/Dockerfile --target api --build-arg PYTHON_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) --secret id=pip_cert,src=$(PIP_CERT) --tag $(IMAGE)-api:$(VERSION) .
+	podman build --isolation chroot --file docker/Dockerfile --target worker --build-arg PYTHON_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) --secret id=pip_cert,src=$(PIP_CERT) --tag $(IMAGE)-worker:$(VERSION) .
 
 .PHONY: bench  ## the project beside its references (benchmarks/results/), then reads at 1M+100k workflows
 bench: install
