@@ -11,6 +11,9 @@ prometheus prometheus
 chromium chromium
 openssl openssl
 wrk wrk
+podman podman
+buildah buildah
+debootstrap debootstrap
 "
 
 missing_packages() {

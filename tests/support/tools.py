@@ -13,9 +13,12 @@ import pytest
 
 # command -> the Debian package that provides it; tests/tools.sh (make tools) holds the same list.
 TOOLS = {
+    "buildah": "buildah",
     "chromium": "chromium",
+    "debootstrap": "debootstrap",
     "openssl": "openssl",
     "pgrep": "procps",
+    "podman": "podman",
     "prometheus": "prometheus",
     "promtool": "prometheus",
     "wrk": "wrk",
