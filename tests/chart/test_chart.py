@@ -101,8 +101,9 @@ def test_hpa_scales_the_worker_deployment_on_the_metric_the_api_exports() -> Non
     assert metric["external"]["metric"]["name"] == contract.QUEUE_LOAD_METRIC
     # The one default pool serves every queue of the registry: it scales on the busiest.
     # This release's API only (another release in the namespace reports its own load).
+    # Its own version's share: DBOS runs work only on workers of its version.
     assert metric["external"]["metric"]["selector"] == {
-        "matchLabels": {"queue_worker_release": RELEASE},
+        "matchLabels": {"queue_worker_release": RELEASE, "application_version": "1"},
         "matchExpressions": [
             {"key": "queue", "operator": "In", "values": sorted(REGISTRY.queues)},
         ],
@@ -257,8 +258,34 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
             "workerPools/0/name",
         ),
         (
+            # (12 workers + 3 of a rollout's surge) x (4 + 4), (2 + 1) API x 5, 1 migration.
             {**DEFAULTS, "autoscaling": {"maxReplicas": 12}},
-            "the release may open 107 database connections at its maximum",
+            "the release may open 136 database connections at its maximum",
+        ),
+        (
+            # The default fleet fits; one earlier version's fleet beside it does not.
+            {**DEFAULTS, "previousVersions": [{"version": "0", "image": {"tag": "0.9"}}]},
+            "the release may open 176 database connections at its maximum",
+        ),
+        (
+            {
+                **DEFAULTS,
+                "applicationVersion": "2",
+                "database": {"existingSecret": "db", "maxConnections": 400},
+                "previousVersions": [
+                    {"version": "1", "image": {"tag": "1.0"}},
+                    {"version": 1, "image": {"tag": "1.1"}},
+                ],
+            },
+            'previousVersions: version "1" is listed twice, or is applicationVersion',
+        ),
+        (
+            {**DEFAULTS, "previousVersions": [{"version": "1", "image": {"tag": "1.0"}}]},
+            'previousVersions: version "1" is listed twice, or is applicationVersion',
+        ),
+        (
+            {**DEFAULTS, "applicationVersion": "2+build"},
+            "applicationVersion",
         ),
         (
             {**DEFAULTS, "registry": {"queues": {"q": {"worker_concurrency": 1}}}},
@@ -314,6 +341,10 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
         "pool-named-twice",
         "bad-pool-name",
         "connection-budget",
+        "connection-budget-in-a-rollout",
+        "version-listed-twice",
+        "previous-version-is-current",
+        "version-not-a-label-value",
         "registry-incomplete",
         "pool-concurrency-above-global",
         "queue-regex-overlap",
@@ -374,7 +405,7 @@ def test_the_migration_registers_every_queue_as_its_pool_will() -> None:
     # reported once they are: the migration registers them from the registry the chart mounts,
     # into which each pool's sizing is written.
     values = {
-        "database": {"existingSecret": "app"},
+        "database": {"existingSecret": "app", "maxConnections": 200},
         "worker": {"concurrency": 25, "pollingIntervalSeconds": 0.5, "heartbeatIntervalSeconds": 2},
         "workerPools": [
             {"name": "default"},
@@ -491,7 +522,7 @@ def test_keda_scales_each_pool_on_the_busiest_of_its_queues() -> None:
         if o["kind"] == "ScaledObject"
     }
     metric = contract.QUEUE_LOAD_METRIC
-    scope = f'namespace="{NAMESPACE}", queue_worker_release="{RELEASE}"'
+    scope = f'namespace="{NAMESPACE}", queue_worker_release="{RELEASE}", application_version="1"'
     assert sorted(queries.values()) == [
         f'max({metric}{{{scope}, queue=~"fanout|fanout-items"}})',
         f'max({metric}{{{scope}, queue=~"workflow-queue"}})',
@@ -729,3 +760,72 @@ def test_keda_takes_over_the_charts_hpa_so_one_upgrade_switches_scalers() -> Non
     # Both scalers off in between (the KEDA-to-HPA way): still no replicas field.
     neither = render({**DEFAULTS, "autoscaling": {"enabled": False}})
     assert "replicas" not in find(neither, "Deployment", "-worker")["spec"]
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_an_earlier_version_keeps_workers_of_its_own_scaled_on_its_own_share() -> None:
+    values = values_of(CHART / "ci" / "rollout-values.yaml")
+    objects = render(values)
+    current = find(objects, "Deployment", "-worker")
+    earlier = find(objects, "Deployment", "-worker-v1")
+    # The pool's Deployment keeps its name and runs the new version; the earlier version's
+    # runs its own image, at its version, on the queues its registry declares.
+    assert _env(current)["DBOS__APPVERSION"] == "2"
+    assert _env(earlier)["DBOS__APPVERSION"] == "1"
+    assert current["spec"]["template"]["spec"]["containers"][0]["image"].endswith("-worker:2.0.0")
+    assert earlier["spec"]["template"]["spec"]["containers"][0]["image"].endswith("-worker:1.4.2")
+    assert _env(earlier)["WORKER_QUEUES"] == "workflow-queue"
+    assert _env(current)["WORKER_QUEUES"] == ",".join(sorted(REGISTRY.queues))
+    volumes = {
+        d["metadata"]["name"]: next(
+            v["configMap"]["name"]
+            for v in d["spec"]["template"]["spec"]["volumes"]
+            if v["name"] == "registry"
+        )
+        for d in (current, earlier)
+    }
+    assert volumes == {
+        current["metadata"]["name"]: f"{RELEASE}-dbos-queue-worker-registry",
+        earlier["metadata"]["name"]: f"{RELEASE}-dbos-queue-worker-registry-v1",
+    }
+    own = workflow_registry.parse(
+        find(objects, "ConfigMap", "-registry-v1")["data"]["registry.json"], "configmap"
+    )
+    assert sorted(own.queues) == ["workflow-queue"]
+    # Two Deployments never select each other's pods.
+    selectors = [d["spec"]["selector"]["matchLabels"] for d in (current, earlier)]
+    assert selectors[0] != selectors[1]
+    for deployment in (current, earlier):
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        for selector in selectors:
+            matches = all(labels.get(k) == v for k, v in selector.items())
+            assert matches == (selector == deployment["spec"]["selector"]["matchLabels"])
+    # Each autoscaler reads its version's share only; the earlier one may fall to one worker.
+    hpas = {
+        o["spec"]["scaleTargetRef"]["name"]: o["spec"]
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    }
+    assert set(hpas) == {current["metadata"]["name"], earlier["metadata"]["name"]}
+    for deployment, version in ((current, "2"), (earlier, "1")):
+        spec = hpas[deployment["metadata"]["name"]]
+        selector = spec["metrics"][0]["external"]["metric"]["selector"]
+        assert selector["matchLabels"]["application_version"] == version
+    assert hpas[earlier["metadata"]["name"]]["minReplicas"] == 1
+    assert hpas[earlier["metadata"]["name"]]["maxReplicas"] == 4
+    # Its own Service, ServiceMonitor and PDB, so its pods are scraped and protected.
+    for kind in ("Service", "ServiceMonitor", "PodDisruptionBudget"):
+        find(objects, kind, "-worker-v1")
+    (drained,) = [r for r in alert_rules(objects) if r["alert"] == "QueueWorkerVersionDrained"]
+    assert 'application_version="1"' in drained["expr"]
+    # With KEDA the earlier version's fleet goes to zero once its work is done.
+    keda = render({**values, "autoscaling": {"enabled": False}, "keda": {"enabled": True}})
+    scaled = {o["metadata"]["name"]: o["spec"] for o in keda if o["kind"] == "ScaledObject"}
+    assert scaled[earlier["metadata"]["name"]]["minReplicaCount"] == 0
+    assert scaled[current["metadata"]["name"]]["minReplicaCount"] == 1
+    query = scaled[earlier["metadata"]["name"]]["triggers"][0]["metadata"]["query"]
+    assert 'application_version="1"' in query

@@ -193,12 +193,13 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
                 },
             ],
         },
-        {  # at 10 of 10 workers the queue needs 25: more than the maximum
+        {  # at 10 of 10 workers the queue needs 25 of this version: more than the maximum
             "interval": "1m",
             "input_series": [
                 _series("kube_horizontalpodautoscaler_status_current_replicas", "10x30", **hpa),
                 _series("kube_horizontalpodautoscaler_spec_max_replicas", "10x30", **hpa),
                 _series("queue_worker_queue_load", "25x30", **q),
+                _series("queue_worker_queue_load", "25x30", application_version="1", **q),
             ],
             "alert_rule_test": [
                 {"eval_time": "10m", "alertname": "QueueWorkerAtMaxReplicas", "exp_alerts": []},
@@ -209,12 +210,14 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
                 },
             ],
         },
-        {  # at max replicas but the queue fits: no alert
+        {  # at max replicas but this version's share fits (the rest is another version's)
             "interval": "1m",
             "input_series": [
                 _series("kube_horizontalpodautoscaler_status_current_replicas", "10x30", **hpa),
                 _series("kube_horizontalpodautoscaler_spec_max_replicas", "10x30", **hpa),
-                _series("queue_worker_queue_load", "7x30", **q),
+                _series("queue_worker_queue_load", "27x30", **q),
+                _series("queue_worker_queue_load", "7x30", application_version="1", **q),
+                _series("queue_worker_queue_load", "20x30", application_version="0", **q),
             ],
             "alert_rule_test": [
                 {"eval_time": "25m", "alertname": "QueueWorkerAtMaxReplicas", "exp_alerts": []},
@@ -247,7 +250,12 @@ def test_at_max_replicas_counts_workers_needed_at_the_configured_target(tmp_path
         "input_series": [
             _series("kube_horizontalpodautoscaler_status_current_replicas", "10x30", **hpa),
             _series("kube_horizontalpodautoscaler_spec_max_replicas", "10x30", **hpa),
-            _series("queue_worker_queue_load", "7x30", queue=contract.QUEUE_NAME),
+            _series(
+                "queue_worker_queue_load",
+                "7x30",
+                queue=contract.QUEUE_NAME,
+                application_version="1",
+            ),
         ],
         "alert_rule_test": [
             {
@@ -258,6 +266,63 @@ def test_at_max_replicas_counts_workers_needed_at_the_configured_target(tmp_path
         ],
     }
     spec = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [test]}
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(spec))
+    tested = _promtool("test", "rules", str(tmp_path / "tests.yaml"))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+@pytest.mark.requires_tool("promtool")
+def test_an_earlier_version_is_said_drained_once_its_work_is_done(tmp_path: Path) -> None:
+    values = {
+        "database": {"existingSecret": "db", "maxConnections": 300},
+        "applicationVersion": "2",
+        "previousVersions": [{"version": "1", "image": {"tag": "1.0"}}],
+    }
+    objects = render(values)
+    (tmp_path / "rules.yaml").write_text(rules_file(objects))
+    q = {"queue": contract.QUEUE_NAME}
+    v1 = {"application_version": "1"}
+    drained = [_expected(objects, "QueueWorkerVersionDrained", "0", **v1)]
+    # A sum over the release's samples, or none: no namespace label of its own.
+    del drained[0]["exp_labels"]["namespace"]  # type: ignore[attr-defined]
+    tests = [
+        {  # version 1's last workflow runs for 10 minutes, then it has none (its workers live on)
+            "interval": "1m",
+            "input_series": [
+                _series("queue_worker_version_workflows", "3x10 0x30", status="enqueued", **v1),
+                _series("queue_worker_version_workflows", "0x40", status="pending", **v1),
+                _series("queue_worker_version_workflows", "0x40", status="delayed", **v1),
+                _series("queue_worker_queue_load", "1x40", **q),
+            ],
+            "alert_rule_test": [
+                {"eval_time": "20m", "alertname": "QueueWorkerVersionDrained", "exp_alerts": []},
+                {
+                    "eval_time": "27m",
+                    "alertname": "QueueWorkerVersionDrained",
+                    "exp_alerts": drained,
+                },
+            ],
+        },
+        {  # no series of version 1 at all (no work, no worker): drained, while the API reports
+            "interval": "1m",
+            "input_series": [_series("queue_worker_queue_load", "1x40", **q)],
+            "alert_rule_test": [
+                {
+                    "eval_time": "20m",
+                    "alertname": "QueueWorkerVersionDrained",
+                    "exp_alerts": drained,
+                },
+            ],
+        },
+        {  # the API's metrics are gone (database down): nothing is said about version 1
+            "interval": "1m",
+            "input_series": [_series("queue_worker_queue_load", "1x2 _x40", **q)],
+            "alert_rule_test": [
+                {"eval_time": "30m", "alertname": "QueueWorkerVersionDrained", "exp_alerts": []},
+            ],
+        },
+    ]
+    spec = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}
     (tmp_path / "tests.yaml").write_text(yaml.safe_dump(spec))
     tested = _promtool("test", "rules", str(tmp_path / "tests.yaml"))
     assert tested.returncode == 0, tested.stdout + tested.stderr

@@ -190,7 +190,7 @@ def test_the_load_is_reported_per_application_version_beside_the_total(url: str,
         for version in ("1", "2"):
             for _ in range(6):
                 client.enqueue(
-                    {  # type: ignore[typeddict-item]
+                    {
                         "queue_name": "fanout-items",
                         "workflow_name": "fanout_item",
                         "app_version": version,

@@ -83,14 +83,15 @@ app.kubernetes.io/component: {{ .component }}
       key: {{ .key }}
 {{- end -}}
 
-{{/* Environment every container reads. */}}
+{{/* Environment every container reads; pass (dict "ctx" $ "version" ...), the version the
+container pins or runs. */}}
 {{- define "dqw.settingsEnv" -}}
 - name: DBOS__APPVERSION
-  value: {{ .Values.applicationVersion | quote }}
+  value: {{ .version | toString | quote }}
 - name: EXECUTOR_GRACE_SECONDS
-  value: {{ .Values.executorGraceSeconds | quote }}
+  value: {{ .ctx.Values.executorGraceSeconds | quote }}
 - name: LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
+  value: {{ .ctx.Values.logLevel | quote }}
 {{- end -}}
 
 {{/* Worker settings the migration reads too: it checks the grace against the heartbeat
@@ -105,15 +106,23 @@ the images' built-in one (files/registry.json, a copy kept identical by a test),
 pool's concurrency and polling interval written into its queues, so the migration registers
 every queue as the pool serving it will. */}}
 {{- define "dqw.registry" -}}
-{{- $registry := include "dqw.declaredRegistry" . | fromJson -}}
-{{- range $pool := (include "dqw.pools" . | fromJson).pools -}}
+{{- include "dqw.sizedRegistry" (dict "ctx" . "declared" (include "dqw.declaredRegistry" . | fromJson)) -}}
+{{- end -}}
+
+{{/* A registry (pass (dict "ctx" $ "declared" $registry)) with each pool's concurrency and
+polling interval written into those of its queues that the registry declares. */}}
+{{- define "dqw.sizedRegistry" -}}
+{{- $registry := deepCopy .declared -}}
+{{- range $pool := (include "dqw.pools" .ctx | fromJson).pools -}}
 {{- range $queue := $pool.queues -}}
+{{- if hasKey ($registry.queues | default dict) $queue -}}
 {{- $spec := index $registry.queues $queue -}}
 {{- if not (kindIs "invalid" $pool.concurrency) -}}
 {{- $_ := set $spec "worker_concurrency" (int $pool.concurrency) -}}
 {{- end -}}
 {{- if not (kindIs "invalid" $pool.pollingIntervalSeconds) -}}
 {{- $_ := set $spec "polling_interval_seconds" (float64 $pool.pollingIntervalSeconds) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
@@ -196,15 +205,99 @@ the worker.*, autoscaling.* and keda.* settings its own keys replace. */}}
 {{- toJson (dict "pools" $pools "rest" $rest) -}}
 {{- end -}}
 
+{{/* The worker fleets (as JSON: {"fleets": [...]}): every pool at applicationVersion, under the
+pool's own names, and every pool again for each of previousVersions (earlier versions that
+still have work: DBOS runs a workflow only on workers of its version), named
+<pool's name>-v<version>. Each fleet is a pool (see dqw.pools) with its version, its image,
+its registry's ConfigMap and checksum, and, for an earlier version, only the pool's queues
+that version's registry declares (a pool with none has no fleet of that version). An earlier
+version's fleet may shrink to none (KEDA) or one (the HPA's least) once its work is done. */}}
+{{- define "dqw.fleets" -}}
+{{- $pools := (include "dqw.pools" . | fromJson).pools -}}
+{{- $fleets := list -}}
+{{- $current := include "dqw.registry" . -}}
+{{- range $pool := $pools -}}
+{{- $fleet := deepCopy $pool -}}
+{{- $_ := set $fleet "version" (toString $.Values.applicationVersion) -}}
+{{- $_ := set $fleet "current" true -}}
+{{- $_ := set $fleet "registryConfigMap" (include "dqw.suffixed" (dict "ctx" $ "suffix" "registry")) -}}
+{{- $_ := set $fleet "registryChecksum" ($current | sha256sum | trunc 16) -}}
+{{- $fleets = append $fleets $fleet -}}
+{{- end -}}
+{{- range $previous := .Values.previousVersions -}}
+{{- $version := toString $previous.version -}}
+{{- $slug := include "dqw.versionSlug" $version -}}
+{{- $registry := $current -}}
+{{- $configMap := include "dqw.suffixed" (dict "ctx" $ "suffix" "registry") -}}
+{{- if $previous.registry -}}
+{{- $registry = include "dqw.sizedRegistry" (dict "ctx" $ "declared" $previous.registry) -}}
+{{- $configMap = include "dqw.suffixed" (dict "ctx" $ "suffix" (printf "registry-v%s" $slug)) -}}
+{{- end -}}
+{{- $declared := keys (($registry | fromJson).queues | default dict) -}}
+{{- $image := printf "%s-worker:%s" ($previous.image.repository | default $.Values.image.repository) (toString $previous.image.tag) -}}
+{{- range $pool := $pools -}}
+{{- $queues := list -}}
+{{- range $q := $pool.queues -}}
+{{- if has $q $declared -}}
+{{- $queues = append $queues $q -}}
+{{- end -}}
+{{- end -}}
+{{- if $queues -}}
+{{- $fleet := deepCopy $pool -}}
+{{- $component := printf "%s-v%s" $pool.component $slug -}}
+{{- $_ := set $fleet "queues" $queues -}}
+{{- $_ := set $fleet "version" $version -}}
+{{- $_ := set $fleet "current" false -}}
+{{- $_ := set $fleet "image" $image -}}
+{{- $_ := set $fleet "component" $component -}}
+{{- $_ := set $fleet "fullname" (include "dqw.suffixed" (dict "ctx" $ "suffix" $component)) -}}
+{{- $_ := set $fleet "registryConfigMap" $configMap -}}
+{{- $_ := set $fleet "registryChecksum" ($registry | sha256sum | trunc 16) -}}
+{{- $_ := set $fleet.autoscaling "minReplicas" 1 -}}
+{{- $_ := set $fleet.keda "minReplicaCount" 0 -}}
+{{- if $previous.maxReplicas -}}
+{{- $_ := set $fleet.autoscaling "maxReplicas" (int $previous.maxReplicas) -}}
+{{- $_ := set $fleet.keda "maxReplicaCount" (int $previous.maxReplicas) -}}
+{{- $_ := set $fleet.keda "fallbackReplicas" (min (int $fleet.keda.fallbackReplicas) (int $previous.maxReplicas)) -}}
+{{- end -}}
+{{- $fleets = append $fleets $fleet -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson (dict "fleets" $fleets) -}}
+{{- end -}}
+
+{{/* A version as a part of object names: lower case, "." and "_" as "-". */}}
+{{- define "dqw.versionSlug" -}}
+{{- . | lower | replace "." "-" | replace "_" "-" -}}
+{{- end -}}
+
 {{/* The most connections the release may hold at once (see the README's connection budget):
 each worker DBOS's pool + 4 (listener, heartbeats, housekeeping), each API process its pool,
-and the migration Job's one. */}}
+and the migration Job's one; every fleet at its maximum plus a rolling update's surge (25%,
+rounded up, of its maximum: the new pods start before the old ones stop). */}}
 {{- define "dqw.maxConnections" -}}
 {{- $total := 1 -}}
-{{- range $pool := (include "dqw.pools" . | fromJson).pools -}}
-{{- $total = add $total (mul (include "dqw.poolMaxReplicas" (dict "ctx" $ "pool" $pool)) (add $.Values.worker.dbPoolSize 4)) -}}
+{{- range $fleet := (include "dqw.fleets" . | fromJson).fleets -}}
+{{- $most := int (include "dqw.poolMaxReplicas" (dict "ctx" $ "pool" $fleet)) -}}
+{{- $surge := include "dqw.surge" (dict "replicas" $most "maxSurge" $.Values.worker.rollingUpdate.maxSurge) -}}
+{{- $total = add $total (mul (add $most $surge) (add $.Values.worker.dbPoolSize 4)) -}}
 {{- end -}}
-{{- add $total (mul .Values.api.replicas .Values.api.processes .Values.api.dbPoolSize) -}}
+{{- $api := int .Values.api.replicas -}}
+{{- $surge := include "dqw.surge" (dict "replicas" $api "maxSurge" "25%") -}}
+{{- add $total (mul (add $api $surge) .Values.api.processes .Values.api.dbPoolSize) -}}
+{{- end -}}
+
+{{/* The pods a rolling update adds above the replicas: maxSurge, a number or a percentage of
+the replicas rounded up, as the Deployment controller computes it; pass (dict "replicas" n
+"maxSurge" ...). */}}
+{{- define "dqw.surge" -}}
+{{- $surge := toString .maxSurge -}}
+{{- if hasSuffix "%" $surge -}}
+{{- div (add (mul (int .replicas) (int (trimSuffix "%" $surge))) 99) 100 -}}
+{{- else -}}
+{{- int $surge -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "dqw.poolMaxReplicas" -}}
@@ -218,9 +311,9 @@ and the migration Job's one. */}}
 {{- end -}}
 {{- end -}}
 
-{{/* Environment both services read. */}}
+{{/* Environment both services read; pass (dict "ctx" $ "version" ...). */}}
 {{- define "dqw.commonEnv" -}}
-{{ include "dqw.databaseEnv" (dict "name" (include "dqw.databaseSecretName" .) "key" .Values.database.secretKey) }}
+{{ include "dqw.databaseEnv" (dict "name" (include "dqw.databaseSecretName" .ctx) "key" .ctx.Values.database.secretKey) }}
 {{ include "dqw.settingsEnv" . }}
 {{- end -}}
 
@@ -305,6 +398,27 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- $versions := dict (toString .Values.applicationVersion) "applicationVersion" -}}
+{{- range $previous := .Values.previousVersions -}}
+{{- $version := toString $previous.version -}}
+{{- if hasKey $versions $version -}}
+{{- fail (printf "previousVersions: version %q is listed twice, or is applicationVersion: list each earlier version once" $version) -}}
+{{- end -}}
+{{- $_ := set $versions $version "previousVersions" -}}
+{{- if $previous.registry -}}
+{{- if not (and (kindIs "map" $previous.registry.queues) $previous.registry.queues (kindIs "map" $previous.registry.workflows)) -}}
+{{- fail (printf "previousVersions %q: registry must declare queues and workflows (the format of services/contract/registry.json), or be left out for the release's" $version) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $fleetNames := dict -}}
+{{- range $fleet := (include "dqw.fleets" . | fromJson).fleets -}}
+{{- $label := printf "pool %q at version %q" $fleet.name $fleet.version -}}
+{{- if hasKey $fleetNames $fleet.fullname -}}
+{{- fail (printf "workers of %s and of %s would both be named %s: rename a pool, or shorten the release name or fullnameOverride" (get $fleetNames $fleet.fullname) $label $fleet.fullname) -}}
+{{- end -}}
+{{- $_ := set $fleetNames $fleet.fullname $label -}}
+{{- end -}}
 {{- if and $resolved.rest (not $open) -}}
 {{- fail (printf "workerPools: no pool serves queue(s) %s of the registry: name them in a pool, or leave one pool's queues empty to serve every queue the others do not name" (join ", " $resolved.rest)) -}}
 {{- end -}}
@@ -312,7 +426,7 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- $budget := sub (int .) (int $.Values.database.reservedConnections) -}}
 {{- $needed := int (include "dqw.maxConnections" $) -}}
 {{- if gt $needed $budget -}}
-{{- fail (printf "the release may open %d database connections at its maximum (per worker pool: max workers x (worker.dbPoolSize %d + 4); API: replicas x processes x dbPoolSize; migration: 1), more than database.maxConnections %d minus database.reservedConnections %d: lower the pools' maximum replicas or the pool sizes, or raise max_connections and database.maxConnections" $needed (int $.Values.worker.dbPoolSize) (int .) (int $.Values.database.reservedConnections)) -}}
+{{- fail (printf "the release may open %d database connections at its maximum (per worker pool and version: (max workers + rolling-update surge) x (worker.dbPoolSize %d + 4); API: (replicas + surge) x processes x dbPoolSize; migration: 1), more than database.maxConnections %d minus database.reservedConnections %d: lower the pools' maximum replicas (previousVersions[].maxReplicas for an earlier version), worker.rollingUpdate.maxSurge or the pool sizes, or raise max_connections and database.maxConnections" $needed (int $.Values.worker.dbPoolSize) (int .) (int $.Values.database.reservedConnections)) -}}
 {{- end -}}
 {{- end -}}
 {{- if and (not .Values.database.existingSecret) (not .Values.database.url) -}}
