@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from dbos import DBOSClient, EnqueueOptions
 
+from benchmarks.rehearsal.apiserver import ApiServer
 from benchmarks.rehearsal.config import NAMESPACE, ChartConfig, KedaActivation
 from benchmarks.rehearsal.deployment import Deployment, Pod, PodTemplate
 from benchmarks.rehearsal.hpa import HpaController
@@ -104,6 +105,12 @@ class Stage:
             clock=self._clock,
         )
         self.deployment.on_scale_in = self._note_scale_in
+        # The chart's worker.podDeletionCost: the workers patch their pods' deletion costs
+        # through a stand-in of the Kubernetes API, and scale-ins read them.
+        self.kube_api: ApiServer | None = None
+        if config.worker_env.get("WORKER_POD_DELETION_COST") == "true":
+            self.kube_api = ApiServer(workdir, NAMESPACE)
+            self.kube_api.attach(self.deployment)
         self.prometheus = Prometheus(self._prometheus_config(), workdir)
         self.autoscaler = HpaController(config.autoscaler)
         self._client = DBOSClient(system_database_url=database_url)
@@ -138,7 +145,10 @@ class Stage:
         self._failures = 0
 
     def close(self) -> None:
-        for closing in (self.deployment.close, self.prometheus.stop, self.api.stop):
+        closings = [self.deployment.close, self.prometheus.stop, self.api.stop]
+        if self.kube_api is not None:
+            closings.append(self.kube_api.close)
+        for closing in closings:
             try:
                 closing()
             except Exception as exc:  # close the rest all the same

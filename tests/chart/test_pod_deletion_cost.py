@@ -13,6 +13,7 @@ import cel
 import helm_python
 import pytest
 
+from benchmarks.rehearsal import config as rehearsal_config
 from tests.support.chart import CHART, NAMESPACE, find, render
 
 DEFAULTS = {"database": {"existingSecret": "db"}}
@@ -320,3 +321,11 @@ def test_other_users_are_not_the_policys_business() -> None:
         admit("system:serviceaccount:other:" + workers().rsplit(":", 1)[1], OWN, old, relabelled)
         is None
     )
+
+
+def test_the_rehearsal_takes_the_switch_from_the_chart() -> None:
+    """`python -m benchmarks.rehearsal ... --set worker.podDeletionCost.enabled=true` gives its
+    workers the variable, and its stage then serves them the stand-in's Kubernetes API."""
+    on = rehearsal_config.load("hpa", {"worker": {"podDeletionCost": {"enabled": True}}})
+    assert on.worker_env["WORKER_POD_DELETION_COST"] == "true"
+    assert "WORKER_POD_DELETION_COST" not in rehearsal_config.load("hpa").worker_env
