@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from benchmarks.rehearsal.hpa import HpaSpec
 from services import contract
-from tests.support.chart import RELEASE_LABEL, adapter_query, find, render
+from tests.support.chart import adapter_query, find, render
 
 Mode = Literal["hpa", "keda"]
 NAMESPACE = "rehearsal"
@@ -158,9 +158,7 @@ def load(
             raise ValueError(f"the worker HPA does not read queue {queue}: {selector}")
         autoscaler, query, fallback = (
             HpaSpec.from_manifest(hpa),
-            adapter_query(
-                NAMESPACE, selector["values"], metric["selector"]["matchLabels"][RELEASE_LABEL]
-            ),
+            adapter_query(NAMESPACE, selector["values"], metric["selector"]["matchLabels"]),
             None,
         )
         activation = None

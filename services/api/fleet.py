@@ -47,6 +47,10 @@ class FleetSnapshot:
     runnable: list[tuple[str, str, int]]
     # (queue, age in seconds) of the oldest ENQUEUED workflow, for queues that have one.
     oldest_age_seconds: list[tuple[str, float]]
+    # The versions whose share of the load is reported even when it is 0: the API's own, every
+    # live worker's, and every one with work. An autoscaler that finds no series holds its
+    # size (HPA) or falls back (KEDA): a version's fleet must read 0 to shrink.
+    reported_versions: list[str]
 
 
 class Fleet:
@@ -131,6 +135,10 @@ class Fleet:
             queues=configured,
             oldest_age_seconds=oldest,
             runnable=runnable,
+            reported_versions=sorted(
+                {self._default_version, *live_versions}
+                | {version or self._default_version for _, version, _, _ in work}
+            ),
         )
 
     def _versioned(

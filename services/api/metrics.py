@@ -83,8 +83,9 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
             capacity.add_metric([queue], per_worker)
             by_version = runnable.get(queue, {})
             load.add_metric([queue], sum(by_version.values()) / per_worker)
-            for version, busy in sorted(by_version.items()):
+            for version in snapshot.reported_versions:
                 labels = {"queue": queue, "application_version": version}
+                busy = by_version.get(version, 0)
                 load.samples.append(Sample(QUEUE_LOAD_METRIC, labels, busy / per_worker))
     oldest = _gauge(
         "queue_oldest_enqueued_age_seconds",
@@ -122,14 +123,14 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     work = _gauge(
         "version_workflows",
         "Workflows of an application version by status (enqueued, pending, delayed), over "
-        "every queue; a version with live workers reports zeros once its work is done.",
+        "every queue; the API's version and those of live workers report zeros when idle.",
         "application_version",
         "status",
     )
     per_version: dict[tuple[str, str], int] = {}
     for _, version, status, n in snapshot.by_version:
         per_version[version, status] = per_version.get((version, status), 0) + n
-    for version in sorted({v for v, _ in per_version} | set(versions)):
+    for version in snapshot.reported_versions:
         for status in QUEUED_STATUSES:
             work.add_metric([version, status.lower()], per_version.get((version, status), 0))
     yield from (depth, load, capacity, oldest, orphaned, stranded, live, work)

@@ -19,7 +19,6 @@ from tests.support.chart import (
     alert_rules,
     dashboard_exprs,
     dashboard_variables,
-    find,
     render,
     rules_file,
     substitute,
@@ -47,8 +46,8 @@ def system(
     try:
         wait_worker_ready(worker)
         api.wait_ready()
-        # One workflow of a version no worker runs, before the first scrape (stranded work is
-        # read every 30 s): it stays queued, so age, stranded work and load have values.
+        # One workflow of a version no worker runs, before the first scrape: it stays queued,
+        # so age, stranded work and load have values.
         client = DBOSClient(system_database_url=url)
         client.enqueue(
             {
@@ -127,28 +126,44 @@ def test_every_query_returns_data_from_the_real_services(
 
     wait_for(all_answered, timeout=90, interval=0.5, what=f"data for every query: {pending}")
 
-    # The autoscaling signal, as the HPA (through the adapter) and KEDA read it.
-    expected_load = 1 / CONCURRENCY  # one queued workflow, nothing running
+    # The autoscaling signal, as the HPA (through the adapter) and KEDA read it: each fleet its
+    # own version's share. The queued workflow is of version 2; the workers run version 1.
+    share = {"1": 0.0, "2": 1 / CONCURRENCY, "7": 0.0}  # one queued, nothing running
+    values = {
+        "database": {"existingSecret": "db", "maxConnections": 400},
+        "previousVersions": [{"version": v, "image": {"tag": v}} for v in ("2", "7")],
+    }
+    hpas = [o for o in render(values) if o["kind"] == "HorizontalPodAutoscaler"]
+    assert len(hpas) == 3
 
-    def load_is_settled() -> list[dict[str, Any]] | None:
-        result = prometheus.query(adapter_query(NAMESPACE, contract.QUEUE_NAME))
-        return result if result and float(result[0]["value"][1]) == expected_load else None
+    def read(query: str) -> float | None:
+        result = prometheus.query(query.replace('"jobs"', f'"{NAMESPACE}"'))
+        return float(result[0]["value"][1]) if result else None
 
-    wait_for(load_is_settled, timeout=30, interval=0.5, what="adapter query to read the load")
-    keda = find(
-        render(
-            {
-                "database": {"existingSecret": "db"},
-                "autoscaling": {"enabled": False},
-                "keda": {"enabled": True},
-            }
-        ),
-        "ScaledObject",
-    )
-    keda_query = keda["spec"]["triggers"][0]["metadata"]["query"].replace(
-        '"jobs"', f'"{NAMESPACE}"'
-    )
-    assert float(prometheus.query(keda_query)[0]["value"][1]) == expected_load
+    for hpa in hpas:
+        selector = hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]
+        version = selector["matchLabels"]["application_version"]
+        query = adapter_query(
+            NAMESPACE, selector["matchExpressions"][0]["values"], selector["matchLabels"]
+        )
+        if version == "7":
+            # No worker, no work, not the API's: the adapter finds no series and the HPA
+            # holds; an earlier version's fleet under the HPA keeps one live worker.
+            assert read(query) is None
+        else:
+            wait_for(
+                lambda q=query, v=version: read(q) == share[v],  # type: ignore[misc]
+                timeout=30,
+                interval=0.5,
+                what=f"the adapter to read version {version}'s load",
+            )
+    keda = render({**values, "autoscaling": {"enabled": False}, "keda": {"enabled": True}})
+    for scaled in (o for o in keda if o["kind"] == "ScaledObject"):
+        query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+        version = re.search(r'application_version="(\w+)"', query)
+        assert version is not None
+        # KEDA reads 0, not nothing, for version 7: its fleet stays at zero.
+        assert read(query) == share[version.group(1)], query
 
 
 def test_alert_rules_load_and_evaluate_in_prometheus(prometheus: Prometheus) -> None:

@@ -55,6 +55,8 @@ def test_an_empty_queue_reports_zero_load_and_no_age(api: Api) -> None:
     for status in ("enqueued", "pending", "delayed"):
         assert sample(text, "queue_worker_queue_workflows", status=status, **Q) == 0
     assert sample(text, "queue_worker_queue_load", **Q) == 0
+    # The API's own version reads 0 too: its fleet's autoscaler must see 0 to shrink.
+    assert sample(text, "queue_worker_queue_load", application_version="1", **Q) == 0
     assert sample(text, "queue_worker_queue_worker_concurrency", **Q) == CONCURRENCY
     assert sample(text, "queue_worker_orphaned_workflows", **Q) == 0
     assert "queue_worker_queue_oldest_enqueued_age_seconds" not in names(text)

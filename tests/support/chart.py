@@ -69,16 +69,23 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return expr
 
 
-def adapter_query(namespace: str, queues: str | list[str], release: str = RELEASE) -> str:
-    """The adapter rule's metricsQuery, as the adapter expands it for an HPA whose selector is
-    the release's label and `queue In (queues)`: prometheus-adapter turns In into a regex
-    match of the values joined by "|" (pkg/external-provider/query_builder.go), even for one
-    value."""
+def adapter_query(
+    namespace: str, queues: str | list[str], labels: dict[str, str] | None = None
+) -> str:
+    """The adapter rule's metricsQuery, as the adapter expands it for an HPA whose selector has
+    these matchLabels (by default the release's label alone) and `queue In (queues)`: each
+    matchLabel becomes an equality matcher, and In a regex match of the values joined by "|"
+    (pkg/external-provider/query_builder.go), even for one value."""
     rule = yaml.safe_load(ADAPTER_VALUES.read_text())["rules"]["external"][0]
     series = re.match(r"^(\w+)", rule["seriesQuery"])
     assert series is not None
     values = [queues] if isinstance(queues, str) else queues
-    matchers = f'namespace="{namespace}",{RELEASE_LABEL}="{release}",queue=~"{"|".join(values)}"'
+    equal = labels if labels is not None else {RELEASE_LABEL: RELEASE}
+    matchers = ",".join(
+        [f'namespace="{namespace}"']
+        + [f'{name}="{value}"' for name, value in equal.items()]
+        + [f'queue=~"{"|".join(values)}"']
+    )
     query: str = rule["metricsQuery"]
     return query.replace("<<.Series>>", series.group(1)).replace("<<.LabelMatchers>>", matchers)
 
