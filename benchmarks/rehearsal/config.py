@@ -135,9 +135,11 @@ def load(
     values: dict[str, Any] | None = None,
     pool: str = "default",
     queue: str = contract.QUEUE_NAME,
+    version: str | None = None,
 ) -> ChartConfig:
     """Render the chart with `values` (over its defaults) and read the rehearsal's settings of
-    one worker pool, whose work goes to `queue` (one of the pool's)."""
+    one worker pool, whose work goes to `queue` (one of the pool's): the pool's fleet at
+    applicationVersion, or with `version` its fleet of that earlier version (previousVersions)."""
     values = dict(values or {})
     values.setdefault("database", {"existingSecret": "rehearsal-db"})
     if mode == "keda":
@@ -147,6 +149,8 @@ def load(
     # The default pool is <fullname>-worker; another is <fullname>-worker-<pool>. The load of
     # the pool's other queues is read too (and stays 0).
     suffix = "-worker" if pool == "default" else f"-worker-{pool}"
+    if version is not None:
+        suffix += "-v" + version.lower().replace(".", "-").replace("_", "-")
     worker = find(objects, "Deployment", suffix)["spec"]["template"]["spec"]
     api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]
     monitor = find(objects, "ServiceMonitor", suffix)["spec"]["endpoints"][0]

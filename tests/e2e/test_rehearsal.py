@@ -3,6 +3,9 @@ from a real Prometheus, scales real workers out on a burst and back in after it,
 while the load cannot be read."""
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +14,15 @@ import pytest
 import sqlalchemy as sa
 
 from benchmarks.rehearsal import config as chart_config
-from benchmarks.rehearsal import pools
+from benchmarks.rehearsal import pools, versions
 from benchmarks.rehearsal.scenarios import Workload, lull, outage
 from benchmarks.rehearsal.stage import Stage
 from services import contract
 from services.contract import registry as workflow_registry
 from tests.conftest import NewDatabase
 from tests.support import second_workflow
+from tests.support.metrics import sample
+from tests.support.processes import REPO_ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.requires_tool("prometheus")]
 
@@ -135,4 +140,78 @@ def test_two_pools_scale_each_on_its_own_queue(
     finally:
         for stage in stages:
             stage.close()
+        engine.dispose()
+
+
+def test_a_rollout_runs_each_versions_work_on_its_own_fleet_until_the_old_one_drains(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    """Version 1's work is queued; the release moves to version 2 with version 1 in
+    previousVersions. Version 1's backlog scales version 1's fleet alone and runs only on its
+    workers while new work runs on version 2's; then version 1 is removed, nothing of it left."""
+    values = {
+        "applicationVersion": "2",
+        "previousVersions": [{"version": "1", "image": {"tag": "1.0.0"}}],
+        "autoscaling": {"maxReplicas": 2},
+    }
+    old_config = chart_config.load("hpa", values, version="1").scaled(TIME_SCALE)
+    new_config = chart_config.load("hpa", values).scaled(TIME_SCALE)
+    assert (
+        old_config.worker_env["DBOS__APPVERSION"],
+        new_config.worker_env["DBOS__APPVERSION"],
+    ) == ("1", "2")
+    url = new_migrated_database("postgres")
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    old = Stage(old_config, url, tmp_path / "v1", START_DELAY)
+    new = Stage(new_config, url, tmp_path / "v2", START_DELAY)
+    engine = sa.create_engine(url)
+    try:
+        # The old version's workers were there first (DBOS's latest is then the new one).
+        old.open()
+        new.open()
+        work = Workload(workflows=60, num_steps=4, step_seconds=2.0 / TIME_SCALE)
+        later = Workload(workflows=20, num_steps=2, step_seconds=2.0 / TIME_SCALE)
+
+        figures = versions.rollout(old, new, work, later, engine)
+
+        print(f"\nrollout: {figures}")
+        assert figures["old_max_ready"] == 2
+        # Version 1's backlog never added a worker of version 2.
+        assert figures["new_max_desired_while_only_old_work"] == 1
+        assert figures["old_executors"] and figures["old_executors"] <= figures["old_pods"]
+        assert figures["new_executors"] and figures["new_executors"] <= figures["new_pods"]
+
+        # Drained: the report and the metrics say version 1 can go, and it goes.
+        report = subprocess.run(
+            [sys.executable, "-m", "services.worker", "versions", "--json"],
+            env={**os.environ, "DBOS_SYSTEM_DATABASE_URL": url},
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert report.returncode == 0, report.stderr
+        removable = {r["version"]: r["removable"] for r in json.loads(report.stdout)}
+        assert removable == {"1": True, "2": False}
+        text = new.api.http.get("/metrics").text
+        for status in ("enqueued", "pending", "delayed"):
+            assert (
+                sample(
+                    text, "queue_worker_version_workflows", application_version="1", status=status
+                )
+                == 0
+            )
+        old.close()
+        new.enqueue(later.workflows, later.num_steps, later.step_seconds)
+        new.run_until(
+            lambda: versions.statuses(engine).get(("2", "SUCCESS"), 0) == 2 * later.workflows,
+            timeout=120,
+            what="version 2's work after version 1 is gone",
+        )
+        counts = versions.statuses(engine)
+        assert counts == {("1", "SUCCESS"): work.workflows, ("2", "SUCCESS"): 2 * later.workflows}
+    finally:
+        old.close()
+        new.close()
         engine.dispose()
