@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from services.api.runnable import InFlight, Limits, Runnable, runnable
 from services.contract import dbos_tables
 from services.contract import fleet as rules
 from services.contract.dbos_tables import now_ms, queues, with_schemas, workflow_status
@@ -40,11 +41,12 @@ class FleetSnapshot:
     stranded: list[tuple[str, str, int]]
     # (queue, worker_concurrency or None) of every queue registered in the database.
     queues: list[tuple[str, int | None]]
-    # (queue, application_version, ENQUEUED + PENDING workflows that could run at once), for
-    # every queue and version with such work: each partition counted up to the queue's
-    # partition_concurrency, each version up to the queue's global concurrency (a version's
-    # workers are a fleet of their own).
+    # (queue, application_version, ENQUEUED + PENDING workflows that its workers could run
+    # now), for every queue and version with such work, within the queue's partition and
+    # global limits (see services.api.runnable).
     runnable: list[tuple[str, str, int]]
+    # (queue, ENQUEUED + PENDING workflows that could run at once, of any version).
+    runnable_totals: list[tuple[str, int]]
     # (queue, age in seconds) of the oldest ENQUEUED workflow, for queues that have one.
     oldest_age_seconds: list[tuple[str, float]]
     # The versions whose share of the load is reported even when it is 0: the API's own, every
@@ -109,7 +111,7 @@ class Fleet:
             ).all()
             configured = [(name, per_worker) for name, per_worker, _, _ in settings]
             limits = {
-                name: (global_limit, per_partition)
+                name: Limits(global_limit, per_partition)
                 for name, _, global_limit, per_partition in settings
                 if global_limit is not None or per_partition is not None
             }
@@ -121,7 +123,7 @@ class Fleet:
                 enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
                 if enqueued_at is not None:
                     oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
-            runnable = self._runnable(conn, work, limits)
+            capped = self._runnable(conn, work, limits)
         return FleetSnapshot(
             depth=[(queue, status, n) for (queue, status), n in depth.items()],
             by_version=self._versioned(work),
@@ -134,7 +136,8 @@ class Fleet:
             ),
             queues=configured,
             oldest_age_seconds=oldest,
-            runnable=runnable,
+            runnable=sorted((q, v, n) for (q, v), n in capped.shares.items()),
+            runnable_totals=sorted(capped.totals.items()),
             reported_versions=sorted(
                 {self._default_version, *live_versions}
                 | {version or self._default_version for _, version, _, _ in work}
@@ -154,30 +157,23 @@ class Fleet:
         self,
         conn: sa.Connection,
         work: Sequence[tuple[str, str | None, str, int]],
-        limits: dict[str, tuple[int | None, int | None]],
-    ) -> list[tuple[str, str, int]]:
-        """ENQUEUED + PENDING that could run at once, by version (see FleetSnapshot.runnable;
-        `limits`: the global and per-partition limits of the queues that have any): the
-        autoscaling signal must not ask for workers that the queue's own limits
-        would leave idle (one fan-out of 200 children, 4 at a time, needs no 20 workers).
-        """
-        in_flight: dict[tuple[str, str], int] = {}
+        limits: dict[str, Limits],
+    ) -> Runnable:
+        """What of the in-flight work could run at once (see services.api.runnable)."""
+        in_flight: dict[tuple[str, str], InFlight] = {}
         for queue, version, status, count in work:
             if status in ("ENQUEUED", "PENDING"):
                 key = (queue, version or self._default_version)
-                in_flight[key] = in_flight.get(key, 0) + count
-        partitioned = [name for name, (_, per_partition) in limits.items() if per_partition]
+                in_flight.setdefault(key, InFlight()).add(
+                    count, count if status == "PENDING" else 0
+                )
+        partitioned = [name for name, limit in limits.items() if limit.per_partition]
+        partitions = []
         if partitioned:
-            for queue, version, runnable, total in conn.execute(_partitions_query(partitioned)):
-                key = (queue, version or self._default_version)
-                in_flight[key] = in_flight.get(key, 0) - int(total) + int(runnable)
-        capped = []
-        for (queue, version), busy in in_flight.items():
-            global_limit = limits.get(queue, (None, None))[0]
-            capped.append(
-                (queue, version, busy if global_limit is None else min(busy, global_limit))
-            )
-        return sorted(capped)
+            for queue, version, key, count, running in conn.execute(_partitions_query(partitioned)):
+                own = version or self._default_version
+                partitions.append((queue, own, key, InFlight(int(count), int(running or 0))))
+        return runnable(in_flight, partitions, limits)
 
 
 def _work_query() -> sa.CompoundSelect[Any]:
@@ -196,16 +192,16 @@ def _work_query() -> sa.CompoundSelect[Any]:
 
 
 def _partitions_query(partitioned: list[str]) -> sa.Select[Any]:
-    """Per partitioned queue and version: its in-flight workflows counted up to
-    partition_concurrency per partition, and all of them (found by DBOS's partial index of
-    partitioned in-flight rows)."""
+    """Per partitioned queue, version and partition: its in-flight workflows and how many of
+    them run (found by DBOS's partial index of partitioned in-flight rows)."""
     ws = workflow_status
-    per_partition = (
+    return (
         sa.select(
             ws.c.queue_name,
             ws.c.application_version,
             ws.c.queue_partition_key,
-            sa.func.count().label("n"),
+            sa.func.count(),
+            sa.func.sum(sa.case((ws.c.status == "PENDING", 1), else_=0)),
         )
         .where(
             ws.c.status.in_(("ENQUEUED", "PENDING")),
@@ -213,19 +209,6 @@ def _partitions_query(partitioned: list[str]) -> sa.Select[Any]:
             ws.c.queue_name.in_(partitioned),
         )
         .group_by(ws.c.queue_name, ws.c.application_version, ws.c.queue_partition_key)
-        .subquery("partitions")
-    )
-    limit = queues.c.partition_concurrency
-    capped = sa.case((per_partition.c.n > limit, limit), else_=per_partition.c.n)
-    return (
-        sa.select(
-            per_partition.c.queue_name,
-            per_partition.c.application_version,
-            sa.func.sum(capped),
-            sa.func.sum(per_partition.c.n),
-        )
-        .select_from(per_partition.join(queues, queues.c.name == per_partition.c.queue_name))
-        .group_by(per_partition.c.queue_name, per_partition.c.application_version)
     )
 
 

@@ -74,6 +74,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
     runnable: dict[str, dict[str, int]] = {}
     for queue, version, n in snapshot.runnable:
         runnable.setdefault(queue, {})[version] = n
+    totals = dict(snapshot.runnable_totals)
     capacity = _gauge("queue_worker_concurrency", "Workflows one worker runs at once.", "queue")
     for queue in queue_names:
         for status in QUEUED_STATUSES:
@@ -82,7 +83,7 @@ def queue_metrics(snapshot: FleetSnapshot) -> Iterator[Metric]:
         if per_worker:
             capacity.add_metric([queue], per_worker)
             by_version = runnable.get(queue, {})
-            load.add_metric([queue], sum(by_version.values()) / per_worker)
+            load.add_metric([queue], totals.get(queue, 0) / per_worker)
             for version in snapshot.reported_versions:
                 labels = {"queue": queue, "application_version": version}
                 busy = by_version.get(version, 0)

@@ -178,27 +178,30 @@ def test_the_load_counts_only_what_the_queues_limits_let_run(url: str, api: Api)
 
 def test_the_load_is_reported_per_application_version_beside_the_total(url: str, api: Api) -> None:
     """Each version's workers are a fleet of their own (DBOS runs work only on workers of its
-    version): each is scaled on its own share, and the total stays for dashboards."""
+    version): each is scaled on its own share, and the total stays for dashboards. A queue's
+    global and per-partition limits hold over every version's running work together."""
     client = DBOSClient(system_database_url=url)
     try:
         client.register_queue("fanout-items", worker_concurrency=10, partition_concurrency=4)
+        client.register_queue("capped", worker_concurrency=2, global_concurrency=4)
         for version, count in (("1", 3), ("2", 5), (None, 2)):
             for _ in range(count):
                 options = {"queue_name": QUEUE_NAME, "workflow_name": "w"}
                 if version is not None:
                     options["app_version"] = version
                 client.enqueue(options)  # type: ignore[arg-type]
-        # One partition, six items of each version: each version's workers could run 4.
+        # One partition, six items of each version: 4 can run at once, of either version.
         for version in ("1", "2"):
-            for _ in range(6):
-                client.enqueue(
-                    {
-                        "queue_name": "fanout-items",
-                        "workflow_name": "fanout_item",
-                        "app_version": version,
-                        "queue_partition_key": "big",
-                    }
-                )
+            for queue, extra in (("fanout-items", {"queue_partition_key": "big"}), ("capped", {})):
+                for _ in range(6):
+                    client.enqueue(
+                        {
+                            "queue_name": queue,
+                            "workflow_name": "fanout_item",
+                            "app_version": version,
+                            **extra,  # type: ignore[typeddict-item]
+                        }
+                    )
         client.enqueue(
             {
                 "queue_name": QUEUE_NAME,
@@ -212,14 +215,20 @@ def test_the_load_is_reported_per_application_version_beside_the_total(url: str,
 
     text = _scrape(api)
 
+    def load(queue: str, **version: str) -> float | None:
+        return sample(text, "queue_worker_queue_load", queue=queue, **version)
+
     # Work enqueued without a version goes to DBOS's latest: counted under the API's version.
-    assert sample(text, "queue_worker_queue_load", application_version="1", **Q) == 5 / CONCURRENCY
-    assert sample(text, "queue_worker_queue_load", application_version="2", **Q) == 5 / CONCURRENCY
-    assert sample(text, "queue_worker_queue_load", **Q) == 10 / CONCURRENCY
-    fanout = {"queue": "fanout-items"}
+    assert load(QUEUE_NAME, application_version="1") == 5 / CONCURRENCY
+    assert load(QUEUE_NAME, application_version="2") == 5 / CONCURRENCY
+    assert load(QUEUE_NAME) == 10 / CONCURRENCY
+    # Nothing runs yet: either version's workers could take all 4 places, but together no more
+    # than 4 run (4 / 10 and 4 / 2 workers, not twice that).
     for version in ("1", "2"):
-        assert sample(text, "queue_worker_queue_load", application_version=version, **fanout) == 0.4
-    assert sample(text, "queue_worker_queue_load", **fanout) == 0.8
+        assert load("fanout-items", application_version=version) == 0.4
+        assert load("capped", application_version=version) == 2
+    assert load("fanout-items") == 0.4
+    assert load("capped") == 2
     work = {
         (version, status): sample(
             text, "queue_worker_version_workflows", application_version=version, status=status
@@ -228,10 +237,10 @@ def test_the_load_is_reported_per_application_version_beside_the_total(url: str,
         for status in ("enqueued", "pending", "delayed")
     }
     assert work == {
-        ("1", "enqueued"): 11,
+        ("1", "enqueued"): 17,
         ("1", "pending"): 0,
         ("1", "delayed"): 0,
-        ("2", "enqueued"): 11,
+        ("2", "enqueued"): 17,
         ("2", "pending"): 0,
         ("2", "delayed"): 1,
     }
