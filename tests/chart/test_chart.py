@@ -525,9 +525,8 @@ def test_keda_scales_each_pool_on_the_busiest_of_its_queues() -> None:
     scope = f'namespace="{NAMESPACE}", queue_worker_release="{RELEASE}"'
 
     def query(queues: str) -> str:
-        # The version's share, or 0 while the API reports the queues but not the version.
-        own = f'{metric}{{{scope}, application_version="1", queue=~"{queues}"}}'
-        return f'max({own}) or (0 * max({metric}{{{scope}, queue=~"{queues}"}}))'
+        # The current version's share: the API always reports it, 0 when idle.
+        return f'max({metric}{{{scope}, application_version="1", queue=~"{queues}"}})'
 
     assert sorted(queries.values()) == [query("fanout|fanout-items"), query("workflow-queue")]
 
@@ -831,4 +830,11 @@ def test_an_earlier_version_keeps_workers_of_its_own_scaled_on_its_own_share() -
     assert scaled[earlier["metadata"]["name"]]["minReplicaCount"] == 0
     assert scaled[current["metadata"]["name"]]["minReplicaCount"] == 1
     query = scaled[earlier["metadata"]["name"]]["triggers"][0]["metadata"]["query"]
-    assert 'application_version="1"' in query
+    scope = f'namespace="{NAMESPACE}", queue_worker_release="{RELEASE}"'
+    assert query == (
+        f'max(queue_worker_queue_load{{{scope}, application_version="1", '
+        f'queue=~"workflow-queue"}}) or (0 * max(queue_worker_version_workflows{{{scope}}}))'
+    )
+    # While the load can't be read, the earlier fleet holds: a drained one stays at zero.
+    assert scaled[earlier["metadata"]["name"]]["fallback"]["replicas"] == 0
+    assert scaled[current["metadata"]["name"]]["fallback"]["replicas"] == 2

@@ -125,7 +125,10 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
         },
         {  # the load metric stops after 3 minutes (stale 5 minutes later): autoscaling is blind
             "interval": "1m",
-            "input_series": [_series("queue_worker_queue_load", "1x3 _x30", **q)],
+            "input_series": [
+                _series("queue_worker_queue_load", "1x3 _x30", **q),
+                _series("queue_worker_queue_load", "1x3 _x30", application_version="1", **q),
+            ],
             "alert_rule_test": [
                 {"eval_time": "10m", "alertname": "QueueWorkerQueueMetricAbsent", "exp_alerts": []},
                 {
@@ -136,7 +139,25 @@ def test_alerts_fire_when_they_should_and_not_before(tmp_path: Path) -> None:
                             objects,
                             "QueueWorkerQueueMetricAbsent",
                             "1",
-                            **{RELEASE_LABEL: RELEASE},
+                            **{RELEASE_LABEL: RELEASE, "application_version": "1"},
+                        )
+                    ],
+                },
+            ],
+        },
+        {  # an API that reports the total but not version 1's share (older than the chart)
+            "interval": "1m",
+            "input_series": [_series("queue_worker_queue_load", "1x30", **q)],
+            "alert_rule_test": [
+                {
+                    "eval_time": "10m",
+                    "alertname": "QueueWorkerQueueMetricAbsent",
+                    "exp_alerts": [
+                        _expected(
+                            objects,
+                            "QueueWorkerQueueMetricAbsent",
+                            "1",
+                            **{RELEASE_LABEL: RELEASE, "application_version": "1"},
                         )
                     ],
                 },

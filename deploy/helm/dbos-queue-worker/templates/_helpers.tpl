@@ -255,10 +255,11 @@ version's fleet may shrink to none (KEDA) or one (the HPA's least) once its work
 {{- $_ := set $fleet "registryChecksum" ($registry | sha256sum | trunc 16) -}}
 {{- $_ := set $fleet.autoscaling "minReplicas" 1 -}}
 {{- $_ := set $fleet.keda "minReplicaCount" 0 -}}
+{{- /* When the load can't be read, hold (a drained fleet at zero stays there). */ -}}
+{{- $_ := set $fleet.keda "fallbackReplicas" 0 -}}
 {{- if $previous.maxReplicas -}}
 {{- $_ := set $fleet.autoscaling "maxReplicas" (int $previous.maxReplicas) -}}
 {{- $_ := set $fleet.keda "maxReplicaCount" (int $previous.maxReplicas) -}}
-{{- $_ := set $fleet.keda "fallbackReplicas" (min (int $fleet.keda.fallbackReplicas) (int $previous.maxReplicas)) -}}
 {{- end -}}
 {{- $fleets = append $fleets $fleet -}}
 {{- end -}}
