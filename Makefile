@@ -3,7 +3,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 PIP_VERSION := 26.3
 IMAGE ?= ghcr.io/dbos-queue-worker/dbos-queue-worker
-VERSION ?= 0.1.0
+VERSION ?= 0.2.0
 # images-local: the Debian base made here, and the CA bundle pip trusts inside the build.
 BASE_IMAGE ?= localhost/dbos-queue-worker-base:bookworm
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
