@@ -29,6 +29,14 @@ KUBE_VERSIONS = ["1.30.0", "1.33.0"]
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
 DEFAULTS = {"database": {"existingSecret": "db"}}
 REGISTRY = workflow_registry.load({})
+# A registry an earlier version ran with: the built-in one and a queue dropped since.
+_OLD: dict[str, Any] = json.loads(workflow_registry.BUILT_IN.read_text())
+_OLD["queues"]["legacy"] = {"worker_concurrency": 5}
+_OLD["workflows"]["legacy_job"] = {
+    "queue": "legacy",
+    "module": "services.worker.workflows",
+    "input_schema": {"type": "object"},
+}
 
 
 def _scenario_id(path: Path) -> str:
@@ -284,6 +292,59 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
             'previousVersions: version "1" is listed twice, or is applicationVersion',
         ),
         (
+            # Version 1's registry has a queue that no pool serves now, and no pool is open.
+            {
+                **DEFAULTS,
+                "database": {"existingSecret": "db", "maxConnections": 400},
+                "applicationVersion": "2",
+                "workerPools": [{"name": "default", "queues": sorted(REGISTRY.queues)}],
+                "previousVersions": [{"version": "1", "image": {"tag": "1"}, "registry": _OLD}],
+            },
+            'previousVersions "1": its registry\'s queue(s) legacy are served by no pool now',
+        ),
+        (
+            {
+                **DEFAULTS,
+                "database": {"existingSecret": "db", "maxConnections": 400},
+                "applicationVersion": "2",
+                "workerPools": [{"name": "default", "image": "example.com/acme/worker:2"}],
+                "previousVersions": [{"version": "1", "image": {"tag": "1"}}],
+            },
+            'pool "default" runs an image of its own (workerPools[].image): name that '
+            "version's in previousVersions[].images.default",
+        ),
+        (
+            {
+                **DEFAULTS,
+                "database": {"existingSecret": "db", "maxConnections": 400},
+                "applicationVersion": "2",
+                "workerPools": [{"name": "twenty-characters-xy"}],
+                "previousVersions": [
+                    {"version": "0123456789abcdef0123456789", "image": {"tag": "1"}}
+                ],
+            },
+            "is longer than 52 characters",
+        ),
+        (
+            {**DEFAULTS, "worker": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}},
+            "worker.rollingUpdate: maxSurge and maxUnavailable are both 0",
+        ),
+        (
+            {
+                **DEFAULTS,
+                "database": {"existingSecret": "db", "maxConnections": 400},
+                "applicationVersion": "2",
+                "previousVersions": [
+                    {
+                        "version": "1",
+                        "image": {"tag": "1"},
+                        "registry": {k: v for k, v in _OLD.items() if k != "default_workflow"},
+                    }
+                ],
+            },
+            'previousVersions "1": registry must declare default_workflow, queues and workflows',
+        ),
+        (
             {**DEFAULTS, "applicationVersion": "2+build"},
             "applicationVersion",
         ),
@@ -344,6 +405,11 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
         "connection-budget-in-a-rollout",
         "version-listed-twice",
         "previous-version-is-current",
+        "earlier-queue-unserved",
+        "earlier-pool-image-missing",
+        "earlier-name-too-long",
+        "rollout-that-cannot-progress",
+        "earlier-registry-incomplete",
         "version-not-a-label-value",
         "registry-incomplete",
         "pool-concurrency-above-global",
@@ -838,3 +904,37 @@ def test_an_earlier_version_keeps_workers_of_its_own_scaled_on_its_own_share() -
     # While the load can't be read, the earlier fleet holds: a drained one stays at zero.
     assert scaled[earlier["metadata"]["name"]]["fallback"]["replicas"] == 0
     assert scaled[current["metadata"]["name"]]["fallback"]["replicas"] == 2
+
+
+def test_an_earlier_versions_dropped_queue_and_own_pool_images_keep_their_workers() -> None:
+    values = {
+        **DEFAULTS,
+        "database": {"existingSecret": "db", "maxConnections": 400},
+        "applicationVersion": "2",
+        "workerPools": [
+            {"name": "default"},
+            {"name": "fan", "queues": ["fanout", "fanout-items"], "image": "example.com/fan:2"},
+        ],
+        "previousVersions": [
+            {
+                "version": "1",
+                "image": {"tag": "1.0"},
+                "images": {"fan": "example.com/fan:1"},
+                "registry": _OLD,
+            }
+        ],
+    }
+    objects = render(values)
+    default_v1 = find(objects, "Deployment", "-worker-v1")
+    fan_v1 = find(objects, "Deployment", "-worker-fan-v1")
+    # The open pool serves, for version 1, the queue that version 2 dropped.
+    assert sorted(_env(default_v1)["WORKER_QUEUES"].split(",")) == ["legacy", "workflow-queue"]
+    assert _env(fan_v1)["WORKER_QUEUES"] == "fanout,fanout-items"
+    images = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
+        for d in (default_v1, fan_v1)
+    }
+    assert sorted(images.values()) == [
+        "example.com/fan:1",
+        "ghcr.io/dbos-queue-worker/dbos-queue-worker-worker:1.0",
+    ]

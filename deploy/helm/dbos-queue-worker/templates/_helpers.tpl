@@ -177,7 +177,7 @@ the worker.*, autoscaling.* and keda.* settings its own keys replace. */}}
 {{- $settings := list "replicas" "concurrency" "pollingIntervalSeconds" "drainTimeoutSeconds" "terminationGracePeriodSeconds" "resources" "extraEnv" "podAnnotations" "podLabels" "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" "priorityClassName" "initContainers" "extraContainers" "readinessProbe" "livenessProbe" -}}
 {{- $pools := list -}}
 {{- range $p := .Values.workerPools -}}
-{{- $pool := dict "name" $p.name "queues" ($p.queues | default $rest) "image" ($p.image | default (include "dqw.image" (dict "ctx" $ "component" "worker"))) -}}
+{{- $pool := dict "name" $p.name "queues" ($p.queues | default $rest) "open" (not $p.queues) "ownImage" (not (not $p.image)) "image" ($p.image | default (include "dqw.image" (dict "ctx" $ "component" "worker"))) -}}
 {{- range $key := $settings -}}
 {{- $_ := set $pool $key (ternary (index $p $key) (index $.Values.worker $key) (hasKey $p $key)) -}}
 {{- end -}}
@@ -215,6 +215,14 @@ version's fleet may shrink to none (KEDA) or one (the HPA's least) once its work
 {{- define "dqw.fleets" -}}
 {{- $pools := (include "dqw.pools" . | fromJson).pools -}}
 {{- $fleets := list -}}
+{{- /* What would leave an earlier version's work without a worker (dqw.validate fails). */ -}}
+{{- $problems := list -}}
+{{- $open := false -}}
+{{- range $pool := $pools -}}
+{{- if $pool.open -}}
+{{- $open = true -}}
+{{- end -}}
+{{- end -}}
 {{- $current := include "dqw.registry" . -}}
 {{- range $pool := $pools -}}
 {{- $fleet := deepCopy $pool -}}
@@ -233,8 +241,22 @@ version's fleet may shrink to none (KEDA) or one (the HPA's least) once its work
 {{- $registry = include "dqw.sizedRegistry" (dict "ctx" $ "declared" $previous.registry) -}}
 {{- $configMap = include "dqw.suffixed" (dict "ctx" $ "suffix" (printf "registry-v%s" $slug)) -}}
 {{- end -}}
-{{- $declared := keys (($registry | fromJson).queues | default dict) -}}
-{{- $image := printf "%s-worker:%s" ($previous.image.repository | default $.Values.image.repository) (toString $previous.image.tag) -}}
+{{- $declared := keys (($registry | fromJson).queues | default dict) | sortAlpha -}}
+{{- /* Queues of that version that no pool names now (dropped or renamed since) go to the pool
+that takes the queues no other names; dqw.validate fails when there is none. */ -}}
+{{- $named := list -}}
+{{- range $pool := $pools -}}
+{{- $named = concat $named $pool.queues -}}
+{{- end -}}
+{{- $leftover := list -}}
+{{- range $q := $declared -}}
+{{- if not (has $q $named) -}}
+{{- $leftover = append $leftover $q -}}
+{{- end -}}
+{{- end -}}
+{{- if and $leftover (not $open) -}}
+{{- $problems = append $problems (printf "previousVersions %q: its registry's queue(s) %s are served by no pool now, and its work there would wait forever: leave one pool's queues empty (it then serves them for that version too)" $version (join ", " $leftover)) -}}
+{{- end -}}
 {{- range $pool := $pools -}}
 {{- $queues := list -}}
 {{- range $q := $pool.queues -}}
@@ -242,9 +264,22 @@ version's fleet may shrink to none (KEDA) or one (the HPA's least) once its work
 {{- $queues = append $queues $q -}}
 {{- end -}}
 {{- end -}}
+{{- if $pool.open -}}
+{{- $queues = concat $queues $leftover -}}
+{{- end -}}
+{{- $image := printf "%s-worker:%s" ($previous.image.repository | default $.Values.image.repository) (toString $previous.image.tag) -}}
+{{- if $pool.ownImage -}}
+{{- $image = index ($previous.images | default dict) $pool.name | default "" -}}
+{{- if and $queues (not $image) -}}
+{{- $problems = append $problems (printf "previousVersions %q: pool %q runs an image of its own (workerPools[].image): name that version's in previousVersions[].images.%s" $version $pool.name $pool.name) -}}
+{{- end -}}
+{{- end -}}
+{{- $component := printf "%s-v%s" $pool.component $slug -}}
+{{- if and $queues (gt (len $component) 52) -}}
+{{- $problems = append $problems (printf "previousVersions %q: the name %s of pool %q's workers of that version is longer than 52 characters (object names and labels must fit 63): shorten the pool's name or the version" $version $component $pool.name) -}}
+{{- end -}}
 {{- if $queues -}}
 {{- $fleet := deepCopy $pool -}}
-{{- $component := printf "%s-v%s" $pool.component $slug -}}
 {{- $_ := set $fleet "queues" $queues -}}
 {{- $_ := set $fleet "version" $version -}}
 {{- $_ := set $fleet "current" false -}}
@@ -265,7 +300,7 @@ version's fleet may shrink to none (KEDA) or one (the HPA's least) once its work
 {{- end -}}
 {{- end -}}
 {{- end -}}
-{{- toJson (dict "fleets" $fleets) -}}
+{{- toJson (dict "fleets" $fleets "problems" $problems) -}}
 {{- end -}}
 
 {{/* A version as a part of object names: lower case, "." and "_" as "-". */}}
@@ -407,13 +442,20 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- end -}}
 {{- $_ := set $versions $version "previousVersions" -}}
 {{- if $previous.registry -}}
-{{- if not (and (kindIs "map" $previous.registry.queues) $previous.registry.queues (kindIs "map" $previous.registry.workflows)) -}}
-{{- fail (printf "previousVersions %q: registry must declare queues and workflows (the format of services/contract/registry.json), or be left out for the release's" $version) -}}
+{{- if not (and (kindIs "map" $previous.registry.queues) $previous.registry.queues (kindIs "map" $previous.registry.workflows) $previous.registry.default_workflow) -}}
+{{- fail (printf "previousVersions %q: registry must declare default_workflow, queues and workflows (the format of services/contract/registry.json), or be left out for the release's" $version) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- $fleets := include "dqw.fleets" . | fromJson -}}
+{{- range $problem := $fleets.problems -}}
+{{- fail $problem -}}
+{{- end -}}
+{{- if and (eq (toString .Values.worker.rollingUpdate.maxSurge) "0") (eq (toString .Values.worker.rollingUpdate.maxUnavailable) "0") -}}
+{{- fail "worker.rollingUpdate: maxSurge and maxUnavailable are both 0, so a rollout could never replace a worker (Kubernetes refuses it): allow one of them" -}}
 {{- end -}}
 {{- $fleetNames := dict -}}
-{{- range $fleet := (include "dqw.fleets" . | fromJson).fleets -}}
+{{- range $fleet := $fleets.fleets -}}
 {{- $label := printf "pool %q at version %q" $fleet.name $fleet.version -}}
 {{- if hasKey $fleetNames $fleet.fullname -}}
 {{- fail (printf "workers of %s and of %s would both be named %s: rename a pool, or shorten the release name or fullnameOverride" (get $fleetNames $fleet.fullname) $label $fleet.fullname) -}}
