@@ -7,9 +7,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from services.api.runnable import InFlight, Limits, Runnable, runnable
-from services.contract import dbos_tables
+from services.contract import APP_NAME, dbos_tables
 from services.contract import fleet as rules
-from services.contract.dbos_tables import now_ms, queues, with_schemas, workflow_status
+from services.contract.dbos_tables import (
+    application_versions,
+    now_ms,
+    queues,
+    with_schemas,
+    workflow_status,
+)
 from services.contract.fleet import heartbeats
 
 # The statuses that make up a queue's depth (the metrics report each, 0 when none).
@@ -61,7 +67,7 @@ class Fleet:
         # The registry's queues: the work the reaper recovers, and so what counts as orphaned.
         self._queue_names = list(queue_names)
         # Where work enqueued without a version (by other clients) is counted: DBOS gives it to
-        # the latest version's workers, which is the version this API pins while it is current.
+        # its latest version's workers; this API's version while DBOS has none registered.
         self._default_version = default_version
 
     def snapshot(self, grace_ms: int, *, max_executors: int = 500) -> FleetSnapshot:
@@ -73,8 +79,10 @@ class Fleet:
             now_value = int(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
             now = sa.literal(now_value)
             is_alive = rules.is_alive(now, grace_ms)
+            latest = conn.execute(_latest_version_query()).scalar()
+            unversioned = str(latest) if latest is not None else self._default_version
             work = [
-                (queue, version, status, int(n))
+                (queue, version or unversioned, status, int(n))
                 for queue, version, status, n in conn.execute(_work_query())
             ]
             executors = [
@@ -123,7 +131,7 @@ class Fleet:
                 enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
                 if enqueued_at is not None:
                     oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
-            capped = self._runnable(conn, work, limits)
+            capped = self._runnable(conn, work, limits, unversioned)
         return FleetSnapshot(
             depth=[(queue, status, n) for (queue, status), n in depth.items()],
             by_version=self._versioned(work),
@@ -132,38 +140,38 @@ class Fleet:
             stranded=sorted(
                 (queue, version, n)
                 for queue, version, status, n in work
-                if status == "ENQUEUED" and version is not None and version not in live_versions
+                if status == "ENQUEUED" and version not in live_versions
             ),
             queues=configured,
             oldest_age_seconds=oldest,
             runnable=sorted((q, v, n) for (q, v), n in capped.shares.items()),
             runnable_totals=sorted(capped.totals.items()),
             reported_versions=sorted(
-                {self._default_version, *live_versions}
-                | {version or self._default_version for _, version, _, _ in work}
+                {self._default_version, *live_versions} | {version for _, version, _, _ in work}
             ),
         )
 
     def _versioned(
-        self, work: Sequence[tuple[str, str | None, str, int]]
+        self, work: Sequence[tuple[str, str, str, int]]
     ) -> list[tuple[str, str, str, int]]:
         counts: dict[tuple[str, str, str], int] = {}
         for queue, version, status, n in work:
-            key = (queue, version or self._default_version, status)
+            key = (queue, version, status)
             counts[key] = counts.get(key, 0) + n
         return sorted((queue, version, status, n) for (queue, version, status), n in counts.items())
 
     def _runnable(
         self,
         conn: sa.Connection,
-        work: Sequence[tuple[str, str | None, str, int]],
+        work: Sequence[tuple[str, str, str, int]],
         limits: dict[str, Limits],
+        unversioned: str,
     ) -> Runnable:
         """What of the in-flight work could run at once (see services.api.runnable)."""
         in_flight: dict[tuple[str, str], InFlight] = {}
         for queue, version, status, count in work:
             if status in ("ENQUEUED", "PENDING"):
-                key = (queue, version or self._default_version)
+                key = (queue, version)
                 in_flight.setdefault(key, InFlight()).add(
                     count, count if status == "PENDING" else 0
                 )
@@ -171,9 +179,21 @@ class Fleet:
         partitions = []
         if partitioned:
             for queue, version, key, count, running in conn.execute(_partitions_query(partitioned)):
-                own = version or self._default_version
+                own = version or unversioned
                 partitions.append((queue, own, key, InFlight(int(count), int(running or 0))))
         return runnable(in_flight, partitions, limits)
+
+
+def _latest_version_query() -> sa.Select[Any]:
+    """DBOS's latest version as this application sees it: the newest registered by it or by no
+    application in particular (DBOS's own rule)."""
+    av = application_versions
+    return (
+        sa.select(av.c.version_name)
+        .where(sa.or_(av.c.application_name == APP_NAME, av.c.application_name.is_(None)))
+        .order_by(av.c.version_timestamp.desc())
+        .limit(1)
+    )
 
 
 def _work_query() -> sa.CompoundSelect[Any]:

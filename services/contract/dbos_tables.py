@@ -71,6 +71,17 @@ queues = sa.Table(
     sa.Column("partition_concurrency", sa.Integer),
     schema=DBOS_SCHEMA,
 )
+# Versions as DBOS registers them at launch: the newest an application sees is its "latest",
+# which takes work enqueued without a version.
+application_versions = sa.Table(
+    "application_versions",
+    metadata,
+    sa.Column("version_id", sa.Text, primary_key=True),
+    sa.Column("version_name", sa.Text),
+    sa.Column("version_timestamp", sa.BigInteger),
+    sa.Column("application_name", sa.Text),
+    schema=DBOS_SCHEMA,
+)
 workflow_input = sa.Table(
     "workflow_input",
     metadata,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from dbos import DBOSClient
 
 from services.contract import QUEUE_NAME
@@ -253,3 +254,38 @@ def test_the_load_is_reported_per_application_version_beside_the_total(url: str,
         for version in ("1", "2")
     }
     assert stranded == {"1": 3, "2": 5}
+
+
+def test_work_without_a_version_counts_under_dbos_latest_version(url: str, api: Api) -> None:
+    # Versions 1 then 2 registered (as workers do at launch), and the API still at 1, as after
+    # a rollback before set-latest-version: DBOS gives unversioned work to version 2's workers.
+    engine = sa.create_engine(url)
+    table = (
+        "dbos.application_versions"
+        if engine.dialect.name == "postgresql"
+        else ("application_versions")
+    )
+    with engine.begin() as conn:
+        for version, stamp in (("1", 1_000), ("2", 2_000)):
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {table} (version_id, version_name, version_timestamp, "
+                    "created_at) VALUES (:id, :name, :stamp, :stamp)"
+                ),
+                {"id": f"v{version}", "name": version, "stamp": stamp},
+            )
+    engine.dispose()
+    client = DBOSClient(system_database_url=url)
+    try:
+        for _ in range(4):
+            client.enqueue({"queue_name": QUEUE_NAME, "workflow_name": "w"})
+    finally:
+        client.destroy()
+
+    text = _scrape(api)
+
+    assert sample(text, "queue_worker_queue_load", application_version="2", **Q) == 1
+    assert sample(text, "queue_worker_queue_load", application_version="1", **Q) == 0
+    # No worker of version 2 runs: that work is stranded, and said so.
+    stranded = sample(text, "queue_worker_queue_stranded_workflows", application_version="2", **Q)
+    assert stranded == 4
