@@ -146,40 +146,48 @@ def test_two_pools_scale_each_on_its_own_queue(
 def test_a_rollout_runs_each_versions_work_on_its_own_fleet_until_the_old_one_drains(
     new_migrated_database: NewDatabase, tmp_path: Path
 ) -> None:
-    """Version 1's work is queued; the release moves to version 2 with version 1 in
-    previousVersions. Version 1's backlog scales version 1's fleet alone and runs only on its
-    workers while new work runs on version 2's; then version 1 is removed, nothing of it left."""
+    """Version 1's work runs on the release's workers; the release moves to version 2 with
+    version 1 in previousVersions, and the version 1 workers it had all stop at once. Version
+    1's work (what they were running included) finishes on version 1 workers only, its backlog
+    scaling version 1's fleet alone, while new work runs on version 2's; once drained, version
+    1's fleet is back at one worker, the reports say it can go, it goes, nothing of it left."""
+    cap = {"autoscaling": {"maxReplicas": 2}}
+    before_config = chart_config.load("hpa", {**cap, "applicationVersion": "1"})
     values = {
+        **cap,
         "applicationVersion": "2",
         "previousVersions": [{"version": "1", "image": {"tag": "1.0.0"}}],
-        "autoscaling": {"maxReplicas": 2},
     }
-    old_config = chart_config.load("hpa", values, version="1").scaled(TIME_SCALE)
-    new_config = chart_config.load("hpa", values).scaled(TIME_SCALE)
-    assert (
-        old_config.worker_env["DBOS__APPVERSION"],
-        new_config.worker_env["DBOS__APPVERSION"],
-    ) == ("1", "2")
+    old_config = chart_config.load("hpa", values, version="1")
+    new_config = chart_config.load("hpa", values)
+    env = [c.worker_env["DBOS__APPVERSION"] for c in (before_config, old_config, new_config)]
+    assert env == ["1", "1", "2"]
     url = new_migrated_database("postgres")
-    (tmp_path / "v1").mkdir()
-    (tmp_path / "v2").mkdir()
-    old = Stage(old_config, url, tmp_path / "v1", START_DELAY)
-    new = Stage(new_config, url, tmp_path / "v2", START_DELAY)
+    stages = []
+    for name, config in (("before", before_config), ("v1", old_config), ("v2", new_config)):
+        (tmp_path / name).mkdir()
+        stages.append(Stage(config.scaled(TIME_SCALE), url, tmp_path / name, START_DELAY))
+    before, old, new = stages
     engine = sa.create_engine(url)
     try:
-        # The old version's workers were there first (DBOS's latest is then the new one).
-        old.open()
-        new.open()
-        work = Workload(workflows=60, num_steps=4, step_seconds=2.0 / TIME_SCALE)
+        before.open()
+        # Workflows of 4 s, longer than the drain (30 s / 20): the stopped workers leave some
+        # unfinished, for version 1's fleet to recover.
+        work = Workload(workflows=80, num_steps=10, step_seconds=8.0 / TIME_SCALE)
         later = Workload(workflows=20, num_steps=2, step_seconds=2.0 / TIME_SCALE)
 
-        figures = versions.rollout(old, new, work, later, engine)
+        figures = versions.upgrade(before, old, new, work, later, engine)
 
         print(f"\nrollout: {figures}")
         assert figures["old_max_ready"] == 2
+        assert figures["old_replicas_once_drained"] == 1
         # Version 1's backlog never added a worker of version 2.
         assert figures["new_max_desired_while_only_old_work"] == 1
-        assert figures["old_executors"] and figures["old_executors"] <= figures["old_pods"]
+        old_workers = figures["before_pods"] | figures["old_pods"]
+        assert figures["old_executors"] and figures["old_executors"] <= old_workers
+        assert figures["old_executors"] & figures["old_pods"]
+        # What the stopped workers left unfinished ran again, on version 1's fleet.
+        assert figures["old_recovered"] > 0
         assert figures["new_executors"] and figures["new_executors"] <= figures["new_pods"]
 
         # Drained: the report and the metrics say version 1 can go, and it goes.
@@ -196,13 +204,12 @@ def test_a_rollout_runs_each_versions_work_on_its_own_fleet_until_the_old_one_dr
         assert removable == {"1": True, "2": False}
         text = new.api.http.get("/metrics").text
         for status in ("enqueued", "pending", "delayed"):
-            assert (
-                sample(
-                    text, "queue_worker_version_workflows", application_version="1", status=status
-                )
-                == 0
+            left = sample(
+                text, "queue_worker_version_workflows", application_version="1", status=status
             )
+            assert left == 0
         old.close()
+        before.close()
         new.enqueue(later.workflows, later.num_steps, later.step_seconds)
         new.run_until(
             lambda: versions.statuses(engine).get(("2", "SUCCESS"), 0) == 2 * later.workflows,
@@ -212,6 +219,6 @@ def test_a_rollout_runs_each_versions_work_on_its_own_fleet_until_the_old_one_dr
         counts = versions.statuses(engine)
         assert counts == {("1", "SUCCESS"): work.workflows, ("2", "SUCCESS"): 2 * later.workflows}
     finally:
-        old.close()
-        new.close()
+        for stage in stages:
+            stage.close()
         engine.dispose()
