@@ -22,7 +22,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from benchmarks.rehearsal.deployment import DELETION_COST, Deployment, Pod
 
@@ -64,6 +64,8 @@ class ApiServer:
         self._pod_lists: list[Callable[[], list[Pod]]] = []
         # (caller's pod, patched pod, status) of every PATCH, in order.
         self.patches: list[tuple[str | None, str, int]] = []
+        # (fieldManager, User-Agent) of every authenticated PATCH.
+        self.clients: set[tuple[str, str]] = set()
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self._dir / "server.crt", self._dir / "server.key")
         self._server = _TlsServer(("127.0.0.1", 0), _handler(self), context)
@@ -114,12 +116,18 @@ class ApiServer:
         (directory / "token").write_text(token)
         return directory
 
-    def patch(self, path: str, authorization: str, content_type: str, body: bytes) -> Answer:
+    def patch(
+        self, path: str, authorization: str, content_type: str, body: bytes, user_agent: str = ""
+    ) -> Answer:
         """One PATCH request, as the API server with the chart's policy answers it."""
         caller = self._tokens.get(authorization.removeprefix("Bearer "))
         if caller is None:
             return _status(401, "Unauthorized", "Unauthorized")
-        match = _POD_PATH.fullmatch(path)
+        url = urlsplit(path)
+        with self._lock:
+            # Who wrote, as the pod's managedFields and the audit log would name it.
+            self.clients.add((parse_qs(url.query).get("fieldManager", [""])[0], user_agent))
+        match = _POD_PATH.fullmatch(url.path)
         if match is None:
             return _status(404, "NotFound", "the server could not find the requested resource")
         namespace, name = unquote(match[1]), unquote(match[2])
@@ -234,6 +242,7 @@ def _handler(api: ApiServer) -> type[BaseHTTPRequestHandler]:
                     self.headers.get("Authorization", ""),
                     self.headers.get("Content-Type", ""),
                     body,
+                    self.headers.get("User-Agent", ""),
                 )
             )
 

@@ -13,6 +13,7 @@ from services.contract.fleet import SCHEMA_VERSION
 from services.contract.registry import Registry
 from services.worker import database, deletion_cost, fleet_schema, serving, versions
 from services.worker.executions import EXECUTIONS
+from services.worker.metrics import METRICS
 from services.worker.runner import run
 from services.worker.settings import WorkerSettings
 
@@ -114,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                 name: serving.queue_options(settings, registry.queues[name]) for name in queues
             }
             serving.import_workflows(registry, queues)
-            cost = deletion_cost.from_settings(settings, EXECUTIONS.count)
+            cost = deletion_cost.from_settings(
+                settings,
+                EXECUTIONS.count,
+                METRICS.deletion_cost_patches,
+                METRICS.deletion_cost,
+            )
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2

@@ -4,16 +4,24 @@ On a scale-in the ReplicaSet controller deletes the pods with the lowest
 `controller.kubernetes.io/pod-deletion-cost` first (after pending and unready pods, before its
 rules of age), and a deleted worker drains: its workflows wait out the drain or move to
 another worker. A worker that keeps its cost equal to its running workflows is deleted after
-the idle ones. The cost is a hint read at the moment of the scale-in, so it may lag a little:
-one patch a second at most, a burst of starts and ends coalesced into one, and a failed patch
-tried again later with a growing delay. Nothing here can hold up a workflow: a workflow only
-sets an event, and a thread of its own talks to the API with short timeouts.
+the idle ones. The cost is a hint read at the moment of the scale-in, so it may lag: every
+patch is a write to the pod that its watchers see, and Kubernetes asks that this annotation not
+change often. A change between idle and busy, the one that matters most to a scale-in, goes out
+within a second; other changes of the count at most once per interval (10 s by default), a
+burst of starts and ends coalesced into one; a failed patch is tried again with a growing delay
+(30 s at most), and the pod's value is unknown after it (the server may have applied a patch
+whose answer was lost), so the next attempt always writes. Nothing here can hold up a
+workflow: a workflow only sets an event, and a thread of its own talks to the API with short
+timeouts and survives whatever a patch raises.
 """
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+from prometheus_client import Counter, Gauge
 
 from services.worker.pod_api import PodApi, PodApiError
 from services.worker.settings import WorkerSettings
@@ -22,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 MIN_INTERVAL_SECONDS = 1.0
+INTERVAL_SECONDS = 10.0
 MAX_RETRY_SECONDS = 30.0
 
 
@@ -33,12 +42,19 @@ class DeletionCost:
         api: PodApi,
         running: Callable[[], int],
         min_interval_seconds: float = MIN_INTERVAL_SECONDS,
+        interval_seconds: float = INTERVAL_SECONDS,
         max_retry_seconds: float = MAX_RETRY_SECONDS,
+        patches: Counter | None = None,
+        written: Gauge | None = None,
     ) -> None:
         self._api = api
         self._running = running
         self._min_interval = min_interval_seconds
-        self._max_retry = max_retry_seconds
+        self._interval = max(interval_seconds, min_interval_seconds)
+        self._max_retry = max(max_retry_seconds, min_interval_seconds)
+        # Patches by outcome (ok, failed), and the cost last written.
+        self._patches = patches
+        self._written = written
         self._stop = threading.Event()
         # Set by changed() and stop(); set at first, so the cost is written once at start (a
         # restarted container's pod may still carry the count of its previous run).
@@ -65,31 +81,44 @@ class DeletionCost:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        # What the pod carries as far as this thread knows; None at start and after a failure.
         published: int | None = None
         failures = 0
-        while True:
-            if not failures:
-                self._wake.wait()  # until the count changes
-            if self._stop.is_set():
-                return
+        last_attempt = float("-inf")
+        while not self._stop.is_set():
             self._wake.clear()
             count = self._running()
             if count == published:
-                failures = 0
-            elif self._publish(count):
+                self._wake.wait()  # until the count changes
+                continue
+            due = last_attempt + self._gap(count, published, failures)
+            if (wait := due - time.monotonic()) > 0:
+                # Not yet; a change meanwhile may make it due sooner (idle to busy), and then
+                # one patch carries the count as it is at that time.
+                self._wake.wait(wait)
+                continue
+            last_attempt = time.monotonic()
+            if self._publish(count):
                 published, failures = count, 0
             else:
-                failures += 1
-            delay = self._min_interval * 2**failures if failures else self._min_interval
-            # Not again before the delay, however many changes come meanwhile: one patch for
-            # them all, with the count as it is then.
-            if self._stop.wait(min(delay, self._max_retry)):
-                return
+                published, failures = None, failures + 1
+
+    def _gap(self, count: int, published: int | None, failures: int) -> float:
+        """Seconds from the last attempt to the next: short between idle and busy (or when the
+        pod's value is unknown), the interval otherwise, and a growing delay after failures."""
+        idle_or_busy = published is None or (count == 0) != (published == 0)
+        gap = self._min_interval if idle_or_busy else self._interval
+        if failures:
+            backoff = self._min_interval * 2 ** min(failures, 16)
+            gap = max(gap, min(backoff, self._max_retry))
+        return gap
 
     def _publish(self, count: int) -> bool:
         try:
             self._api.patch_annotations({ANNOTATION: str(count)})
-        except Exception as exc:
+        except Exception as exc:  # whatever happens, the thread goes on
+            if self._patches is not None:
+                self._patches.labels("failed").inc()
             reason = str(exc) if isinstance(exc, PodApiError) else type(exc).__name__
             if reason != self._failing:
                 logger.warning(
@@ -100,6 +129,10 @@ class DeletionCost:
                 )
                 self._failing = reason
             return False
+        if self._patches is not None:
+            self._patches.labels("ok").inc()
+        if self._written is not None:
+            self._written.set(count)
         if self._failing is not None:
             logger.info("deletion_cost.patch_recovered pod=%s cost=%d", self._api.pod_name, count)
             self._failing = None
@@ -107,7 +140,12 @@ class DeletionCost:
         return True
 
 
-def from_settings(settings: WorkerSettings, running: Callable[[], int]) -> DeletionCost | None:
+def from_settings(
+    settings: WorkerSettings,
+    running: Callable[[], int],
+    patches: Counter | None = None,
+    written: Gauge | None = None,
+) -> DeletionCost | None:
     """The thread the settings ask for (None when off); ValueError when the pod's service
     account is not usable: a missing token or CA, or no namespace."""
     if not settings.pod_deletion_cost:
@@ -127,7 +165,13 @@ def from_settings(settings: WorkerSettings, running: Callable[[], int]) -> Delet
         settings.kubernetes_host,
         settings.kubernetes_port,
     )
-    return DeletionCost(api, running)
+    return DeletionCost(
+        api,
+        running,
+        interval_seconds=settings.pod_deletion_cost_interval_seconds,
+        patches=patches,
+        written=written,
+    )
 
 
 def _namespace_file(directory: Path) -> str:

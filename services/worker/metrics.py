@@ -57,6 +57,18 @@ class WorkerMetrics:
             buckets=_SECONDS_BUCKETS,
             registry=self.registry,
         )
+        self.deletion_cost_patches = Counter(
+            "queue_worker_pod_deletion_cost_patches",
+            "Patches of this pod's controller.kubernetes.io/pod-deletion-cost, by outcome (ok, "
+            "failed); with WORKER_POD_DELETION_COST only.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.deletion_cost = Gauge(
+            "queue_worker_pod_deletion_cost",
+            "The deletion cost this worker last wrote on its pod.",
+            registry=self.registry,
+        )
         self.queue_wait = Histogram(
             "queue_worker_queue_wait_seconds",
             "Time from enqueue to first start (DBOS's own timestamps).",

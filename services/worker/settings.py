@@ -75,6 +75,10 @@ class WorkerSettings(BaseModel):
     # Keep this pod's controller.kubernetes.io/pod-deletion-cost equal to the workflows it runs,
     # so a scale-in deletes idle workers first (services.worker.deletion_cost).
     pod_deletion_cost: bool = Field(False, alias="WORKER_POD_DELETION_COST")
+    # How often the cost may follow the count; a change between idle and busy goes out at once.
+    pod_deletion_cost_interval_seconds: float = Field(
+        10.0, alias="WORKER_POD_DELETION_COST_INTERVAL_SECONDS", ge=1, le=3600
+    )
     # The pod and its namespace, from the downward API (the chart sets both); the namespace
     # defaults to the service account's.
     pod_name: str | None = Field(None, alias="WORKER_POD_NAME", pattern=_DNS_SUBDOMAIN)

@@ -87,6 +87,8 @@ def start_fleet(url: str, workdir: Path, deletion_cost: bool) -> Iterator[Fleet]
     }
     if deletion_cost:
         env["WORKER_POD_DELETION_COST"] = "true"
+        # Every change of the count written within a second (the default waits up to 10 s).
+        env["WORKER_POD_DELETION_COST_INTERVAL_SECONDS"] = "1"
     clock = Clock()
     template = PodTemplate(env=env, termination_grace_seconds=40)
     with ApiServer(workdir) as api, Deployment("worker", template, workdir, clock) as deployment:
