@@ -14,7 +14,7 @@ import helm_python
 import pytest
 
 from benchmarks.rehearsal import config as rehearsal_config
-from tests.support.chart import CHART, NAMESPACE, find, render
+from tests.support.chart import CHART, NAMESPACE, RELEASE, find, render
 
 DEFAULTS = {"database": {"existingSecret": "db"}}
 ON = {**DEFAULTS, "worker": {"podDeletionCost": {"enabled": True}}}
@@ -69,8 +69,23 @@ def test_on_the_workers_get_an_account_that_may_only_patch_pods() -> None:
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}]
 
     worker = pod_spec(objects, "-worker")
-    assert (worker["serviceAccountName"], worker["automountServiceAccountToken"]) == (name, True)
+    assert (worker["serviceAccountName"], worker["automountServiceAccountToken"]) == (name, False)
+    # The token, the cluster's CA and the namespace, for the worker container alone (not its
+    # sidecars or init containers), where in-cluster clients look for them.
+    (volume,) = [v for v in worker["volumes"] if v["name"] == "kube-api-access"]
+    sources = volume["projected"]["sources"]
+    assert sources[0] == {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}}
+    assert sources[1]["configMap"]["name"] == "kube-root-ca.crt"
+    assert sources[2]["downwardAPI"]["items"][0]["path"] == "namespace"
+    mounts = {
+        c["name"]: [
+            m["mountPath"] for m in c.get("volumeMounts", []) if m["name"] == volume["name"]
+        ]
+        for c in worker["containers"]
+    }
+    assert mounts == {"worker": ["/var/run/secrets/kubernetes.io/serviceaccount"]}
     env = env_of(worker)
+    assert env["WORKER_POD_DELETION_COST_INTERVAL_SECONDS"] == "10"
     assert env["WORKER_POD_DELETION_COST"] == "true"
     assert env["WORKER_POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["WORKER_POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -329,3 +344,21 @@ def test_the_rehearsal_takes_the_switch_from_the_chart() -> None:
     on = rehearsal_config.load("hpa", {"worker": {"podDeletionCost": {"enabled": True}}})
     assert on.worker_env["WORKER_POD_DELETION_COST"] == "true"
     assert "WORKER_POD_DELETION_COST" not in rehearsal_config.load("hpa").worker_env
+
+
+def test_the_workers_may_run_as_an_existing_account() -> None:
+    existing = {"create": False, "name": "irsa-workers"}
+    values = {**ON, "worker": {"podDeletionCost": {"enabled": True, "serviceAccount": existing}}}
+    objects = render(values)
+    assert pod_spec(objects, "-worker")["serviceAccountName"] == "irsa-workers"
+    binding = find(objects, "RoleBinding")
+    assert binding["subjects"][0]["name"] == "irsa-workers"
+    # The chart's own account (the API's) is all it makes.
+    accounts = [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"]
+    assert accounts == [f"{RELEASE}-dbos-queue-worker"]
+    unnamed = {
+        **ON,
+        "worker": {"podDeletionCost": {"enabled": True, "serviceAccount": {"create": False}}},
+    }
+    with pytest.raises(helm_python.HelmError, match=r"serviceAccount\.create=false needs"):
+        render(unnamed)

@@ -24,19 +24,51 @@ pass (dict "ctx" $ "pool" $pool). */}}
 {{- end -}}
 {{- end -}}
 
+{{/* The workers' account: made by the chart (<fullname>-worker unless named), or an existing
+one the Role is bound to (serviceAccount.create=false). */}}
 {{- define "dqw.podDeletionCost.serviceAccountName" -}}
-{{- include "dqw.workerName" . -}}
+{{- $account := .Values.worker.podDeletionCost.serviceAccount -}}
+{{- if $account.create -}}
+{{- $account.name | default (include "dqw.workerName" .) -}}
+{{- else if $account.name -}}
+{{- $account.name -}}
+{{- else -}}
+{{- fail "worker.podDeletionCost.serviceAccount.create=false needs worker.podDeletionCost.serviceAccount.name: the existing account the workers run as and the Role is bound to" -}}
+{{- end -}}
 {{- end -}}
 
-{{/* A worker pod's service account and token mount; pass (dict "ctx" $ "pool" $pool). */}}
+{{/* A worker pod's service account; pass (dict "ctx" $ "pool" $pool). The token is not
+mounted in every container: only the worker's gets it (dqw.podDeletionCost.volume). */}}
 {{- define "dqw.podDeletionCost.podAccount" -}}
 {{- if include "dqw.podDeletionCost.enabled" . -}}
 serviceAccountName: {{ include "dqw.podDeletionCost.serviceAccountName" .ctx }}
-# The token the worker patches its own pod with (bound to this pod, rotated by the kubelet).
-automountServiceAccountToken: true
+automountServiceAccountToken: false
 {{- else -}}
 serviceAccountName: {{ include "dqw.serviceAccountName" .ctx }}
 automountServiceAccountToken: {{ .ctx.Values.serviceAccount.automountToken }}
+{{- end -}}
+{{- end -}}
+
+{{/* The token the worker patches its own pod with (bound to this pod, rotated by the
+kubelet), with the cluster's CA and the namespace, as the kubelet's own mount has them, for
+the worker container alone; pass (dict "ctx" $ "pool" $pool). */}}
+{{- define "dqw.podDeletionCost.volume" -}}
+{{- if include "dqw.podDeletionCost.enabled" . -}}
+- name: kube-api-access
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken: {path: token, expirationSeconds: 3607}
+      - configMap:
+          name: kube-root-ca.crt
+          items: [{key: ca.crt, path: ca.crt}]
+      - downwardAPI:
+          items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]
+{{- end -}}
+{{- end -}}
+{{- define "dqw.podDeletionCost.mount" -}}
+{{- if include "dqw.podDeletionCost.enabled" . -}}
+- {name: kube-api-access, mountPath: /var/run/secrets/kubernetes.io/serviceaccount, readOnly: true}
 {{- end -}}
 {{- end -}}
 
@@ -53,6 +85,8 @@ automountServiceAccountToken: {{ .ctx.Values.serviceAccount.automountToken }}
   valueFrom:
     fieldRef:
       fieldPath: metadata.namespace
+- name: WORKER_POD_DELETION_COST_INTERVAL_SECONDS
+  value: {{ .ctx.Values.worker.podDeletionCost.intervalSeconds | quote }}
 {{- end -}}
 {{- end -}}
 
