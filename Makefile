@@ -5,7 +5,8 @@ PIP_VERSION := 26.3
 IMAGE ?= ghcr.io/dbos-queue-worker/dbos-queue-worker
 VERSION ?= 0.2.0
 # images-local: the Debian base made here, and the CA bundle pip trusts inside the build.
-BASE_IMAGE ?= localhost/dbos-queue-worker-base:bookworm
+# The local base, tagged by its recipe: a changed docker/local-base.sh makes a new one.
+BASE_IMAGE ?= localhost/dbos-queue-worker-base:bookworm-$(shell sha256sum docker/local-base.sh | cut -c1-12)
 PIP_CERT ?= /etc/ssl/certs/ca-certificates.crt
 TIME_SCALE ?= 1
 
@@ -44,17 +45,24 @@ tools:
 
 .PHONY: images  ## build the api and worker images (needs a Docker engine)
 images:
-	docker build --file docker/Dockerfile --target api --build-arg VERSION=$(VERSION) --tag $(IMAGE)-api:$(VERSION) .
-	docker build --file docker/Dockerfile --target worker --build-arg VERSION=$(VERSION) --tag $(IMAGE)-worker:$(VERSION) .
+	docker build --file docker/Dockerfile --target api --build-arg VERSION=$(VERSION) $(PIP_CERT_SECRET) --tag $(IMAGE)-api:$(VERSION) .
+	docker build --file docker/Dockerfile --target worker --build-arg VERSION=$(VERSION) $(PIP_CERT_SECRET) --tag $(IMAGE)-worker:$(VERSION) .
 
 .PHONY: base-local  ## make the Debian base image with debootstrap (as root; reused once made, REBUILD=1 remakes it)
 base-local:
 	bash docker/local-base.sh $(BASE_IMAGE)
 
+# Local builds are named localhost/... unless IMAGE says otherwise: built on Debian's Python,
+# not the pinned base, they must not be pushed as the release by mistake.
+LOCAL_IMAGE ?= localhost/dbos-queue-worker
+# pip's CA bundle, handed to the build as a secret where the file exists (never in a layer).
+PIP_CERT_SECRET = $(if $(wildcard $(PIP_CERT)),--secret id=pip_cert$(comma)src=$(PIP_CERT))
+comma := ,
+
 .PHONY: images-local  ## build the api and worker images without Docker: podman on the local Debian base
 images-local: base-local
-	podman build --isolation chroot --file docker/Dockerfile --target api --build-arg PYTHON_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) --secret id=pip_cert,src=$(PIP_CERT) --tag $(IMAGE)-api:$(VERSION) .
-	podman build --isolation chroot --file docker/Dockerfile --target worker --build-arg PYTHON_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) --secret id=pip_cert,src=$(PIP_CERT) --tag $(IMAGE)-worker:$(VERSION) .
+	podman build --isolation chroot --file docker/Dockerfile --target api --build-arg PYTHON_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) $(PIP_CERT_SECRET) --tag $(LOCAL_IMAGE)-api:$(VERSION) .
+	podman build --isolation chroot --file docker/Dockerfile --target worker --build-arg PYTHON_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION) $(PIP_CERT_SECRET) --tag $(LOCAL_IMAGE)-worker:$(VERSION) .
 
 .PHONY: bench  ## the project beside its references (benchmarks/results/), then reads at 1M+100k workflows
 bench: install

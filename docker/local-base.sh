@@ -7,6 +7,14 @@ set -euo pipefail
 
 image="${1:-localhost/dbos-queue-worker-base:bookworm}"
 
+if [ "$(id -u)" -ne 0 ]; then
+  echo "local-base: debootstrap needs root (sudo make base-local)" >&2
+  exit 1
+fi
+# One at a time: two runs would both debootstrap and import the same tag.
+exec 9>/run/lock/dbos-queue-worker-base.lock
+flock 9
+
 if [ "${REBUILD:-0}" != 1 ] && podman image exists "$image"; then
   echo "local-base: reusing $image (REBUILD=1 makes it again)"
   exit 0
@@ -32,16 +40,22 @@ cleanup() {
   rm -rf --one-file-system "$rootfs"
 }
 trap cleanup EXIT
+# A stopped run (a cancelled job) cleans up too: an EXIT trap alone is not run on a signal.
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 echo "local-base: debootstrap bookworm from $mirror"
 debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" "$mirror"
-# Downloaded packages and index files are of no use in an image.
-rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# Downloaded packages and index files are of no use in an image, and this machine's own
+# files (its name, its resolver, the mirror's address, the install's logs) have no place in one.
+rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+  "$rootfs"/etc/hostname "$rootfs"/etc/resolv.conf "$rootfs"/etc/apt/sources.list \
+  "$rootfs"/var/log/*
 
-tar -C "$rootfs" --numeric-owner -c . | podman import \
+tar -C "$rootfs" --numeric-owner --one-file-system -c . | podman import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'ENV LANG=C.UTF-8' \
   --change 'CMD ["python3"]' \
-  --message "debootstrap --variant=minbase --include=python3,python3-venv bookworm $mirror" \
+  --message "debootstrap --variant=minbase --include=python3,python3-venv bookworm" \
   - "$image"
 echo "local-base: made $image"

@@ -12,7 +12,6 @@ chromium chromium
 openssl openssl
 wrk wrk
 podman podman
-buildah buildah
 debootstrap debootstrap
 "
 

@@ -5,12 +5,14 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.images import (
+    BASE_IMAGE,
     ImageConfig,
     ImageProcess,
     build_images,
@@ -31,8 +33,17 @@ pytestmark = [
 
 APP_UID = 10001
 VERSION = f"0.0.0-test.{uuid.uuid4().hex[:8]}"
-# Build tools the final images must not carry (the build stage has pip; nothing compiles).
-BUILD_ONLY_PATHS = ("usr/bin/gcc", "usr/bin/cc", "usr/bin/make", "root/.cache", "build")
+# Build tools the final images must not carry: the venv's pip (the build removes it), a
+# compiler, caches, the build's work directory.
+BUILD_ONLY_PATHS = (
+    "opt/venv/bin/pip",
+    "opt/venv/bin/pip3",
+    "usr/bin/gcc",
+    "usr/bin/cc",
+    "usr/bin/make",
+    "root/.cache",
+    "build",
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +70,22 @@ def test_an_image_runs_its_service_as_pid_1_as_a_numeric_non_root_user(
     assert config.entrypoint == ["python", "-m", f"services.{target}"]
     assert config.labels["org.opencontainers.image.version"] == VERSION
     assert config.labels["org.opencontainers.image.title"] == f"dbos-queue-worker-{target}"
+    # Built on the local base here: the label says so, as it says the pinned one elsewhere.
+    assert config.labels["org.opencontainers.image.base.name"] == BASE_IMAGE
     with mounted(images[target]) as root:
         # lexists: an absolute symlink in the image must not be followed into the host.
         assert os.path.lexists(root / "opt/venv/bin/python")
         shipped = [path for path in BUILD_ONLY_PATHS if os.path.lexists(root / path)]
         assert shipped == [], f"build-only paths in the {target} image"
         assert not os.path.lexists(root / "run/secrets/pip_cert")  # the build's CA bundle
+        # None of the building machine's own files: its name and resolver at most as the
+        # empty files a build leaves where it mounted them, and no install logs.
+        leaked = [
+            path
+            for path in ("etc/hostname", "etc/resolv.conf")
+            if os.path.lexists(root / path) and os.lstat(root / path).st_size
+        ]
+        assert leaked == [] and not any((root / "var/log").iterdir())
 
 
 def wait_ready(url: str, process: ImageProcess) -> None:
@@ -99,9 +120,13 @@ def test_the_images_migrate_serve_and_answer_readyz_on_postgres(
         )
         assert migration.run(timeout=120) == 0, migration.log()
 
-        worker = ImageProcess(worker_root, configs["worker"], worker_env, tmp_path / "worker.log")
-        api = ImageProcess(api_root, configs["api"], api_env, tmp_path / "api.log")
-        try:
+        with ExitStack() as started:
+            worker = ImageProcess(
+                worker_root, configs["worker"], worker_env, tmp_path / "worker.log"
+            )
+            started.callback(worker.stop)
+            api = ImageProcess(api_root, configs["api"], api_env, tmp_path / "api.log")
+            started.callback(api.stop)
             wait_ready(f"http://127.0.0.1:{probe_port}", worker)
             wait_ready(f"http://127.0.0.1:{api_port}", api)
             # Ready means the entrypoint's `python` was the venv's, found on the image's PATH
@@ -112,6 +137,3 @@ def test_the_images_migrate_serve_and_answer_readyz_on_postgres(
             assert worker.stop() == 0, worker.log()
             assert api.stop() in (0, -signal.SIGTERM), api.log()
             assert "Application shutdown complete" in api.log()
-        finally:
-            worker.stop()
-            api.stop()

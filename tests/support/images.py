@@ -5,6 +5,7 @@ image is run as its config says, minus the namespaces: `podman image mount` give
 and chroot starts its entrypoint there as its user, with its environment and working directory.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +18,11 @@ from typing import IO
 from tests.support.processes import REPO_ROOT
 
 BUILD_TIMEOUT_SECONDS = 480  # the base is made once (debootstrap, about 50 s), then reused
+# The Makefile's BASE_IMAGE: tagged by the recipe that makes it.
+BASE_IMAGE = (
+    "localhost/dbos-queue-worker-base:bookworm-"
+    + (hashlib.sha256((REPO_ROOT / "docker" / "local-base.sh").read_bytes()).hexdigest()[:12])
+)
 
 
 @dataclass(frozen=True)
@@ -36,22 +42,34 @@ def build_images(image: str, version: str, log_path: Path) -> None:
     BUILDAH_LAYERS=false: every step runs, and no intermediate image is left behind once the
     tags are removed; only the local base is kept from one run to the next.
     """
+    # GNU timeout signals make's whole process group (podman, debootstrap), which a timeout of
+    # subprocess.run would leave running, tagging images after the test has cleaned up.
+    command = ["timeout", "--kill-after=10", str(BUILD_TIMEOUT_SECONDS), "make", "images-local"]
     with open(log_path, "wb") as log:
         built = subprocess.run(
-            ["make", "images-local", f"IMAGE={image}", f"VERSION={version}"],
+            [*command, f"LOCAL_IMAGE={image}", f"VERSION={version}"],
             cwd=REPO_ROOT,
             env={**os.environ, "BUILDAH_LAYERS": "false"},
             stdout=log,
             stderr=subprocess.STDOUT,
-            timeout=BUILD_TIMEOUT_SECONDS,
             check=False,
         )
     tail = log_path.read_text(errors="replace")[-4000:]
-    assert built.returncode == 0, f"make images-local failed ({log_path}):\n{tail}"
+    timed_out = " (timed out)" if built.returncode == 124 else ""
+    assert built.returncode == 0, f"make images-local failed{timed_out} ({log_path}):\n{tail}"
+
+
+PODMAN_TIMEOUT_SECONDS = 120
 
 
 def podman(*args: str) -> str:
-    done = subprocess.run(["podman", *args], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["podman", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=PODMAN_TIMEOUT_SECONDS,
+    )
     assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
     return done.stdout.strip()
 
@@ -75,7 +93,10 @@ def remove_images(*images: str) -> None:
 
 
 def podman_ok(*args: str) -> bool:
-    return subprocess.run(["podman", *args], capture_output=True, check=False).returncode == 0
+    done = subprocess.run(
+        ["podman", *args], capture_output=True, check=False, timeout=PODMAN_TIMEOUT_SECONDS
+    )
+    return done.returncode == 0
 
 
 @contextmanager
@@ -85,7 +106,8 @@ def mounted(image: str) -> Iterator[Path]:
     try:
         yield root
     finally:
-        podman("image", "unmount", image)
+        # Never an assertion here: it would hide the error that brought the test this way.
+        podman_ok("image", "unmount", image)
 
 
 class ImageProcess:

@@ -13,7 +13,6 @@ import pytest
 
 # command -> the Debian package that provides it; tests/tools.sh (make tools) holds the same list.
 TOOLS = {
-    "buildah": "buildah",
     "chromium": "chromium",
     "debootstrap": "debootstrap",
     "openssl": "openssl",
