@@ -5,7 +5,9 @@ import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
+from services.api import auth
 from services.api.settings import ApiSettings
 from services.contract import registry
 
@@ -23,12 +25,37 @@ def _share_metrics_between_processes() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="api-metrics-")
 
 
+def new_token(args: list[str]) -> int:
+    """`python -m services.api new-token NAME ROLE`: a new token (shown once: give it to the
+    client) and the line of the token file that admits it (only its digest)."""
+    if len(args) != 2:
+        print("usage: python -m services.api new-token NAME read|operate", file=sys.stderr)
+        return 2
+    try:
+        token, line = auth.new_token(*args)
+    except ValueError as exc:
+        print(str(exc).replace("<new>, line 1: ", ""), file=sys.stderr)
+        return 2
+    print("# The token, for the client (shown once, kept nowhere):", file=sys.stderr)
+    print(token)
+    print(
+        "# Its line for the token file (API_AUTH_TOKENS_FILE; the chart's auth Secret):",
+        file=sys.stderr,
+    )
+    print(line)
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["new-token"]:
+        return new_token(sys.argv[2:])
     try:
         settings = ApiSettings.from_env()
-        # Checked here too, so a wrong registry stops the process with its reason at once
-        # (each uvicorn process loads it again in create_app).
+        # Checked here too, so a wrong registry or token file stops the process with its
+        # reason at once (each uvicorn process loads them again in create_app).
         registry.load()
+        if settings.auth_tokens_file is not None and settings.auth == "tokens":
+            auth.read_token_file(Path(settings.auth_tokens_file))
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TypedDict
 
 from dbos import DBOSClient
@@ -11,10 +12,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from services.api import database
+from services.api.auth import TokenTable
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
-from services.api.middleware import HttpMetricsMiddleware
+from services.api.middleware import HttpMetricsMiddleware, SecurityHeadersMiddleware
 from services.api.problems import (
     Problem,
     handle_http_exception,
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 class State(TypedDict):
     settings: ApiSettings
+    # The bearer tokens callers must present; None when API_AUTH=none.
+    tokens: TokenTable | None
     # One thread per pooled database connection (database_work).
     db_threads: DatabaseThreads
     store: Store
@@ -47,6 +51,10 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
     """The application; RegistryError here when the registry (WORKFLOW_REGISTRY) is wrong."""
     metrics = Metrics()
     types = registry if registry is not None else workflow_registry.load()
+    tokens = None
+    if settings.auth == "tokens":
+        assert settings.auth_tokens_file is not None  # the settings check it
+        tokens = TokenTable(Path(settings.auth_tokens_file))  # TokenFileError when unusable
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -75,6 +83,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         try:
             yield {
                 "settings": settings,
+                "tokens": tokens,
                 "db_threads": threads,
                 "store": store,
                 "fleet": fleet,
@@ -89,7 +98,10 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(HttpMetricsMiddleware, metrics=metrics.http)],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(HttpMetricsMiddleware, metrics=metrics.http),
+        ],
         lifespan=lifespan,
         exception_handlers={
             Problem: handle_problem,

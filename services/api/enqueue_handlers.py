@@ -31,7 +31,10 @@ async def enqueue_workflow(request: Request) -> Response:
         keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise bad_request(exc) from None
-    workflow_id, replayed = await bounded(request, workflows_of(request).enqueue(enqueue, keyed_id))
+    caller = request.state.identity
+    workflow_id, replayed = await bounded(
+        request, workflows_of(request).enqueue(enqueue, keyed_id, caller)
+    )
     location = workflow_path(request, workflow_id)
     headers = {"Location": location}
     if replayed:
@@ -60,7 +63,9 @@ async def enqueue_batch(request: Request) -> Response:
     if errors:
         raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
     try:
-        enqueued = await database_work(request, workflows_of(request).enqueue_batch, items)
+        enqueued = await database_work(
+            request, workflows_of(request).enqueue_batch, items, request.state.identity
+        )
     except BatchConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from None
     return JSONResponse(

@@ -8,6 +8,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from services.api.middleware import DEFAULT_CSP, SECURITY_HEADERS
+
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -72,5 +74,14 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # The exception text may hold SQL or connection details: log it, never send it.
     logger.error("api.unhandled_error path=%s", request.url.path, exc_info=exc)
-    problem = Problem(500, "Internal Server Error", "the server failed to handle this request")
+    # Answered outside the middleware (by Starlette's outermost error handler): the security
+    # headers are given here.
+    headers = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
+    headers["content-security-policy"] = DEFAULT_CSP.decode()
+    problem = Problem(
+        500,
+        "Internal Server Error",
+        "the server failed to handle this request",
+        headers=headers,
+    )
     return problem_response(problem, request.url.path)

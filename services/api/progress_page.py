@@ -20,7 +20,12 @@ _MEDIA_TYPES = {
     "style.css": "text/css; charset=utf-8",
 }
 _CONTENT = {name: _FILES.joinpath(name).read_bytes() for name in _MEDIA_TYPES}
-_HEADERS = {"Content-Security-Policy": "default-src 'self'", "Cache-Control": "no-cache"}
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "Cache-Control": "no-cache",
+}
 
 
 def _serve(name: str) -> Response:

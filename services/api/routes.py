@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.api import enqueue_handlers, progress_page, request_body, schemas, views
+from services.api.auth import PUBLIC_PATHS, Role, TokenTable, authorize
 from services.api.database_work import database_work
 from services.api.fleet import Fleet
 from services.api.handling import bad_request, registry_of, workflows_of
@@ -121,16 +122,29 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
-def _route(path: str, handlers: Mapping[str, Handler], name: str | None = None) -> Route:
+def _route(
+    path: str,
+    handlers: Mapping[str, Handler],
+    name: str | None = None,
+) -> Route:
     """The one route of a path, answering each of its methods with that method's handler.
 
     One route per path, so a 405's Allow header lists every method the path serves. Every
-    request passes here, so the checks that must never be forgotten are made here: the guard
-    of state-changing methods, and the rule for a {workflow_id} in the path.
+    request passes here, so the checks that must never be forgotten are made here: who may
+    call (with API_AUTH=tokens, role read for reading and operate for changing, but on the
+    PUBLIC_PATHS), the guard of state-changing methods, and the rule for a
+    {workflow_id} in the path.
     """
+
+    public = path in PUBLIC_PATHS
 
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
+        tokens: TokenTable | None = request.state.tokens
+        request.state.identity = None
+        if tokens is not None and not public:
+            needed = Role.READ if method in SAFE_METHODS else Role.OPERATE
+            request.state.identity = authorize(request.headers.get("authorization"), needed, tokens)
         if method not in SAFE_METHODS:
             request_body.guard_state_change(request)
         if "workflow_id" in request.path_params:

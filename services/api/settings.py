@@ -2,8 +2,9 @@
 
 import os
 from collections.abc import Mapping
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services import contract
 
@@ -45,11 +46,24 @@ class ApiSettings(BaseModel):
     request_timeout_seconds: float = Field(20.0, alias="API_REQUEST_TIMEOUT_SECONDS", gt=0, le=300)
     readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # Who may call it: "none" (anyone who reaches it: `make run`), or "tokens": bearer tokens
+    # with roles from a file of digests (services.api.auth), which the chart mounts.
+    auth: Literal["none", "tokens"] = Field("none", alias="API_AUTH")
+    auth_tokens_file: str | None = Field(None, alias="API_AUTH_TOKENS_FILE", min_length=1)
 
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, url: str) -> str:
         return contract.normalize_database_url(url)
+
+    @model_validator(mode="after")
+    def _tokens_need_their_file(self) -> Self:
+        if self.auth == "tokens" and self.auth_tokens_file is None:
+            raise ValueError(
+                "API_AUTH=tokens needs API_AUTH_TOKENS_FILE, the file of token digests "
+                "(python -m services.api new-token makes a token and its line)"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ApiSettings":

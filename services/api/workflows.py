@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat, WorkflowStatusString
 
 from services.api import enqueue_rows
+from services.api.auth import Identity
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
 from services.api.enqueue_input import Enqueue, same_request
@@ -76,7 +77,9 @@ class Workflows:
             threads, self._enqueue_many, MAX_ENQUEUE_GROUP, ENQUEUE_WRITERS
         )
 
-    def _options(self, enqueue: Enqueue, workflow_id: str | None) -> EnqueueOptions:
+    def _options(
+        self, enqueue: Enqueue, workflow_id: str | None, caller: Identity | None
+    ) -> EnqueueOptions:
         options: EnqueueOptions = {
             "queue_name": enqueue.queue,
             "workflow_name": enqueue.workflow,
@@ -98,16 +101,22 @@ class Workflows:
             options["deduplication_id"] = enqueue.deduplication_id
         if workflow_id is not None:
             options["workflow_id"] = workflow_id
+        if caller is not None:
+            # Who asked, as DBOS records it with the workflow (and its steps can read).
+            options["authenticated_user"] = caller.name
+            options["authenticated_roles"] = caller.roles
         return options
 
-    async def enqueue(self, enqueue: Enqueue, workflow_id: str | None) -> tuple[str, bool]:
+    async def enqueue(
+        self, enqueue: Enqueue, workflow_id: str | None, caller: Identity | None = None
+    ) -> tuple[str, bool]:
         """Enqueue one workflow; returns its id and whether an earlier request already made it.
 
         Committed together with the enqueues of concurrent requests (one transaction for all),
         but for one with a deduplication id: its collision would fail the others' transaction,
         so it goes alone.
         """
-        item = (self._options(enqueue, workflow_id), enqueue.input)
+        item = (self._options(enqueue, workflow_id, caller), enqueue.input)
         if enqueue.deduplication_id is None:
             written = await self._enqueues.submit(item)
         else:
@@ -136,7 +145,9 @@ class Workflows:
             raise WorkflowConflict(_held(options, holder)) from None
         return written
 
-    def enqueue_batch(self, batch: list[tuple[Enqueue, str | None]]) -> list[tuple[str, bool]]:
+    def enqueue_batch(
+        self, batch: list[tuple[Enqueue, str | None]], caller: Identity | None = None
+    ) -> list[tuple[str, bool]]:
         """Enqueue all of the batch in one transaction, or none of it.
 
         Returns each workflow's id and whether an earlier request with its idempotency key
@@ -144,7 +155,7 @@ class Workflows:
         another request, or a deduplication id is held. The ids with a key must be distinct,
         and so must the (queue, deduplication id) pairs.
         """
-        items = [(self._options(e, workflow_id), e.input) for e, workflow_id in batch]
+        items = [(self._options(e, workflow_id, caller), e.input) for e, workflow_id in batch]
         try:
             with self._store.begin() as conn:
                 written = enqueue_rows.write(conn, self._client, items)

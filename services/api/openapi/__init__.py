@@ -4,12 +4,32 @@ from functools import cache
 from typing import Any
 
 from services.api import enqueue_bodies, schemas
+from services.api.auth import PUBLIC_PATHS
 from services.api.openapi.parts import UNAVAILABLE, json_response, model_schemas, problem_response
 from services.api.openapi.workflows import workflow_paths
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
+    document = _document()
+    # With API_AUTH=tokens every other operation needs a bearer token: role read to read,
+    # operate to change anything.
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path in PUBLIC_PATHS:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearerAuth": []}]
+            responses = operation["responses"]
+            responses["401"] = problem_response(
+                "No bearer token, or one that is not valid (API_AUTH=tokens)"
+            )
+            if method != "get":
+                responses["403"] = problem_response("The token's role is read; this needs operate")
+    return document
+
+
+def _document() -> dict[str, Any]:
     nullable_int = {"type": ["integer", "null"]}
     workflow_schema = {
         "type": "object",
@@ -149,11 +169,19 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "With API_AUTH=tokens: a token of role read (reads) or "
+                    "operate (also enqueue, cancel, resume). Without, anyone may call.",
+                }
+            },
             "schemas": {
                 "EnqueueRequest": enqueue_bodies.EnqueueRequest.model_json_schema(),
                 **model_schemas(enqueue_bodies.BatchRequest),
                 "Workflow": workflow_schema,
                 "Problem": problem_schema,
-            }
+            },
         },
     }

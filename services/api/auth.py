@@ -1,0 +1,210 @@
+"""Who may call the API: bearer tokens, each with a name and a role, from a file of hashes.
+
+The file (API_AUTH_TOKENS_FILE, a mounted Kubernetes Secret in the chart) holds one token per
+line, `<name> <role> sha256:<hex digest of the token>`; blank lines and `#` comments are
+skipped. Only digests are kept: a leaked file lets no one in. Several lines may share a name
+and role, so a token is rotated without downtime: add the new one, move the clients, remove the
+old one. The file is read again when it changes (a Secret's update reaches a mounted file
+within a minute or so), at most once a second; a file that no longer reads keeps the last good
+table and is logged, never served from half.
+
+A presented token is hashed and compared with every digest in constant time, whether or not an
+earlier one matched, so the time an answer takes says nothing about which entries exist.
+`python -m services.api new-token NAME ROLE` makes a token and its line.
+"""
+
+import enum
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.api.problems import Problem
+
+logger = logging.getLogger(__name__)
+
+# Paths anyone may call, whatever API_AUTH says: the page and its files, the probes, the
+# metrics and the API's description; none holds workflow data.
+PUBLIC_PATHS = frozenset(
+    {"/", "/static/{name}", "/healthz", "/readyz", "/metrics", "/openapi.json"}
+)
+DIGEST_PREFIX = "sha256:"
+RELOAD_CHECK_SECONDS = 1.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}")
+_DIGEST = re.compile(DIGEST_PREFIX + r"[0-9a-f]{64}")
+
+
+class Role(enum.Enum):
+    # List and read workflows, their steps, the workers, the workflow types.
+    READ = "read"
+    # Also enqueue, cancel and resume.
+    OPERATE = "operate"
+
+    def allows(self, needed: "Role") -> bool:
+        return self is Role.OPERATE or needed is Role.READ
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    role: Role
+
+    @property
+    def roles(self) -> list[str]:
+        """The roles this identity holds (operate includes read)."""
+        return [Role.READ.value, Role.OPERATE.value] if self.role is Role.OPERATE else ["read"]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    identity: Identity
+    digest: bytes
+
+
+class TokenFileError(ValueError):
+    """The token file can't be used; the message names the file and the line, never a token."""
+
+
+def digest(token: str) -> str:
+    return DIGEST_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token(name: str, role: str) -> tuple[str, str]:
+    """A new random token and its line for the token file."""
+    line = f"{name} {role} "
+    _parse_line(line + digest("x"), Path("<new>"), 1)  # the name and role must be valid
+    token = secrets.token_urlsafe(32)
+    return token, line + digest(token)
+
+
+def _parse_line(line: str, path: Path, number: int) -> _Entry | None:
+    text = line.split("#", 1)[0].strip()
+    if not text:
+        return None
+    fields = text.split()
+    where = f"{path}, line {number}"
+    if len(fields) != 3:
+        raise TokenFileError(
+            f"{where}: expected '<name> <role> sha256:<hex>', got {len(fields)} fields"
+        )
+    name, role, hashed = fields
+    if not _NAME.fullmatch(name):
+        raise TokenFileError(
+            f"{where}: the name must be 1-128 letters, digits or ._@:- (starting with a letter "
+            "or digit)"
+        )
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise TokenFileError(f"{where}: the role must be read or operate") from None
+    if not _DIGEST.fullmatch(hashed):
+        raise TokenFileError(
+            f"{where}: the token must be given as sha256:<64 lowercase hex digits> "
+            "(python -m services.api new-token makes one); tokens are never stored in clear"
+        )
+    return _Entry(Identity(name, parsed), bytes.fromhex(hashed.removeprefix(DIGEST_PREFIX)))
+
+
+def read_token_file(path: Path) -> list[_Entry]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TokenFileError(f"{path}: cannot read it ({type(exc).__name__})") from None
+    entries = [
+        entry
+        for number, line in enumerate(text.splitlines(), start=1)
+        if (entry := _parse_line(line, path, number)) is not None
+    ]
+    if not entries:
+        raise TokenFileError(f"{path}: no token in it: nobody could call the API")
+    return entries
+
+
+class TokenTable:
+    """The token file, read at start (TokenFileError when unusable) and again when it changes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._entries = read_token_file(path)
+        self._stamp = self._file_stamp()
+        self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
+
+    def identify(self, token: str) -> Identity | None:
+        self._reload_if_changed()
+        presented = hashlib.sha256(token.encode()).digest()
+        found: Identity | None = None
+        for entry in self._entries:
+            # Every entry compared, match or not: no early exit to time.
+            if hmac.compare_digest(presented, entry.digest) and found is None:
+                found = entry.identity
+        return found
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self._path)
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+
+    def _reload_if_changed(self) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        with self._lock:
+            if now < self._next_check:
+                return
+            self._next_check = now + RELOAD_CHECK_SECONDS
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp  # this version of the file is judged once
+            try:
+                entries = read_token_file(self._path)
+            except TokenFileError as exc:
+                logger.error("auth.token_file_unusable kept=previous reason=%s", exc)
+                return
+            self._entries = entries
+            logger.info("auth.token_file_reloaded tokens=%d", len(entries))
+
+
+REALM = "dbos-queue-worker"
+
+
+def _unauthorized(detail: str, error: str | None) -> Problem:
+    challenge = f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
+    return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def authorize(authorization: str | None, needed: Role, table: TokenTable) -> Identity:
+    """The caller's identity if its bearer token has the role `needed`; else a 401 (no or a bad
+    token) or 403 (a valid token whose role is short) problem. Never repeats the token."""
+    if authorization is None:
+        raise _unauthorized(
+            "this API needs a bearer token: send Authorization: Bearer <token>", None
+        )
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("the Authorization header must be 'Bearer <token>'", "invalid_request")
+    identity = table.identify(token.strip())
+    if identity is None:
+        raise _unauthorized(
+            "the bearer token is not valid (unknown, or rotated out)", "invalid_token"
+        )
+    if not identity.role.allows(needed):
+        raise Problem(
+            403,
+            "Forbidden",
+            f"{identity.name} has the role {identity.role.value}; this needs {needed.value}",
+            headers={
+                "WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope", '
+                f'scope="{needed.value}"'
+            },
+        )
+    return identity
