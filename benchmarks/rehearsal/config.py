@@ -142,6 +142,8 @@ def load(
     applicationVersion, or with `version` its fleet of that earlier version (previousVersions)."""
     values = dict(values or {})
     values.setdefault("database", {"existingSecret": "rehearsal-db"})
+    values.setdefault("api", {})
+    values["api"] = {"auth": {"existingSecret": "rehearsal-api-tokens"}, **values["api"]}
     if mode == "keda":
         values["autoscaling"] = {**values.get("autoscaling", {}), "enabled": False}
         values["keda"] = {**values.get("keda", {}), "enabled": True}

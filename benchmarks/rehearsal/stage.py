@@ -19,6 +19,7 @@ from benchmarks.rehearsal.config import NAMESPACE, ChartConfig, KedaActivation
 from benchmarks.rehearsal.deployment import Deployment, Pod, PodTemplate
 from benchmarks.rehearsal.hpa import HpaController
 from services import contract
+from services.api import auth
 from tests.support.audited_worker import step_runs_in_file
 from tests.support.chart import RELEASE, RELEASE_LABEL
 from tests.support.fleet import SystemDatabase
@@ -80,12 +81,19 @@ class Stage:
         registry = workdir / "registry.json"
         registry.write_text(config.registry)
         mounted = {"WORKFLOW_REGISTRY": str(registry)}
+        # The chart's auth Secret, where the API reads it: one token of role read (the
+        # rehearsal enqueues through DBOS's client and reads the public /metrics).
+        api_mounts = dict(mounted)
+        if config.api_env.get("API_AUTH") == "tokens":
+            self.api_token, line = auth.new_token("rehearsal", "read")
+            (workdir / "api-tokens").write_text(line + "\n")
+            api_mounts["API_AUTH_TOKENS_FILE"] = str(workdir / "api-tokens")
         self.api = Api(
             database_url,
             workdir,
             **(
                 {k: v for k, v in config.api_env.items() if k not in ("API_HOST", "API_PORT")}
-                | mounted
+                | api_mounts
             ),
         )
         self.deployment = Deployment(

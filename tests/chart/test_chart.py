@@ -17,6 +17,7 @@ from tests.support.chart import (
     DASHBOARD,
     NAMESPACE,
     RELEASE,
+    REQUIRED_VALUES,
     SCENARIOS,
     alert_rules,
     find,
@@ -27,7 +28,7 @@ from tests.support.chart import (
 KUBE_VERSIONS = ["1.30.0", "1.33.0"]
 # Custom resources: no Kubernetes schema; each is checked by its own test below.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
-DEFAULTS = {"database": {"existingSecret": "db"}}
+DEFAULTS = REQUIRED_VALUES
 REGISTRY = workflow_registry.load({})
 # A registry an earlier version ran with: the built-in one and a queue dropped since.
 _OLD: dict[str, Any] = json.loads(workflow_registry.BUILT_IN.read_text())
@@ -175,7 +176,12 @@ def test_the_database_url_is_referenced_never_inlined(scenario: Path) -> None:
 
 
 def test_the_migration_job_runs_before_the_release_and_grants_the_app_role() -> None:
-    objects = render({"database": {"url": "postgresql://a@db/x", "migration": {"appRole": "app"}}})
+    objects = render(
+        {
+            **REQUIRED_VALUES,
+            "database": {"url": "postgresql://a@db/x", "migration": {"appRole": "app"}},
+        }
+    )
     job = find(objects, "Job", "-migrate")
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     secret = find(objects, "Secret")
@@ -345,6 +351,10 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
             'previousVersions "1": registry must declare default_workflow, queues and workflows',
         ),
         (
+            {"database": {"existingSecret": "db"}},
+            "api.auth.existingSecret: name the Secret holding the API's token file",
+        ),
+        (
             {**DEFAULTS, "applicationVersion": "2+build"},
             "applicationVersion",
         ),
@@ -410,6 +420,7 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
         "earlier-name-too-long",
         "rollout-that-cannot-progress",
         "earlier-registry-incomplete",
+        "api-tokens-unnamed",
         "version-not-a-label-value",
         "registry-incomplete",
         "pool-concurrency-above-global",
@@ -453,7 +464,10 @@ def test_no_container_sets_a_variable_twice(scenario: Path) -> None:
 
 
 def test_the_migration_job_can_connect_as_the_schema_owner() -> None:
-    values = {"database": {"existingSecret": "app", "migration": {"existingSecret": "owner"}}}
+    values = {
+        **REQUIRED_VALUES,
+        "database": {"existingSecret": "app", "migration": {"existingSecret": "owner"}},
+    }
     objects = render(values)
     job = find(objects, "Job", "-migrate")["spec"]["template"]["spec"]["containers"][0]
     api = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
@@ -471,6 +485,7 @@ def test_the_migration_registers_every_queue_as_its_pool_will() -> None:
     # reported once they are: the migration registers them from the registry the chart mounts,
     # into which each pool's sizing is written.
     values = {
+        **REQUIRED_VALUES,
         "database": {"existingSecret": "app", "maxConnections": 200},
         "worker": {"concurrency": 25, "pollingIntervalSeconds": 0.5, "heartbeatIntervalSeconds": 2},
         "workerPools": [
@@ -599,6 +614,7 @@ def test_keda_scales_each_pool_on_the_busiest_of_its_queues() -> None:
 
 def test_scale_to_zero_without_the_migration_is_refused() -> None:
     values = {
+        **REQUIRED_VALUES,
         "database": {"existingSecret": "app", "migration": {"enabled": False}},
         "autoscaling": {"enabled": False},
         "keda": {"enabled": True, "minReplicaCount": 0},
@@ -656,6 +672,7 @@ def test_values_of_the_first_release_still_install() -> None:
 
 def test_every_name_fits_63_characters_and_keeps_its_suffix_whatever_the_release() -> None:
     values = {
+        **REQUIRED_VALUES,
         "database": {"url": "postgresql://app:example-only@db/dbos"},  # the chart's Secret too
         "fullnameOverride": "r" * 63,
         "autoscaling": {"maxReplicas": 2},
@@ -732,7 +749,9 @@ def test_the_migration_job_runs_where_and_as_whom_it_is_told_within_helms_timeou
         "tolerations": [{"key": "system", "operator": "Exists", "effect": "NoSchedule"}],
     }
     job = find(
-        render({"database": {"existingSecret": "db", "migration": placement}}), "Job", "-migrate"
+        render({**REQUIRED_VALUES, "database": {"existingSecret": "db", "migration": placement}}),
+        "Job",
+        "-migrate",
     )
     pod = job["spec"]["template"]
     assert pod["spec"]["serviceAccountName"] == "db-migrator"
@@ -796,7 +815,8 @@ def test_pods_spread_over_zones_and_nodes_by_default() -> None:
 
 def test_without_hooks_the_migration_is_an_ordinary_job_named_after_what_it_migrates_to() -> None:
     values = {
-        "database": {"url": "postgresql://app:example-only@db/dbos", "migration": {"hook": False}}
+        **REQUIRED_VALUES,
+        "database": {"url": "postgresql://app:example-only@db/dbos", "migration": {"hook": False}},
     }
     objects = render(values)
     job = find(objects, "Job", "")
@@ -938,3 +958,25 @@ def test_an_earlier_versions_dropped_queue_and_own_pool_images_keep_their_worker
         "example.com/fan:1",
         "ghcr.io/dbos-queue-worker/dbos-queue-worker-worker:1.0",
     ]
+
+
+def test_the_api_needs_tokens_from_a_secret_of_the_users_unless_told_otherwise() -> None:
+    api = find(render(DEFAULTS), "Deployment", "-api")["spec"]["template"]["spec"]
+    container = api["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["API_AUTH"] == "tokens"
+    path = env["API_AUTH_TOKENS_FILE"]
+    (volume,) = [v for v in api["volumes"] if v["name"] == "auth"]
+    assert volume["secret"] == {
+        "secretName": "api-tokens",
+        "items": [{"key": "tokens", "path": "tokens"}],
+    }
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "auth"]
+    # No subPath: the kubelet updates the file when the Secret changes (rotation).
+    assert "subPath" not in mount and path == f"{mount['mountPath']}/tokens"
+    # The chart makes no Secret of tokens.
+    assert not [o for o in render(DEFAULTS) if o["kind"] == "Secret"]
+    open_api = render({"database": {"existingSecret": "db"}, "api": {"auth": {"mode": "none"}}})
+    container = find(open_api, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["API_AUTH"] == "none" and "API_AUTH_TOKENS_FILE" not in env

@@ -14,9 +14,9 @@ import helm_python
 import pytest
 
 from benchmarks.rehearsal import config as rehearsal_config
-from tests.support.chart import CHART, NAMESPACE, RELEASE, find, render
+from tests.support.chart import CHART, NAMESPACE, RELEASE, REQUIRED_VALUES, find, render
 
-DEFAULTS = {"database": {"existingSecret": "db"}}
+DEFAULTS = REQUIRED_VALUES
 ON = {**DEFAULTS, "worker": {"podDeletionCost": {"enabled": True}}}
 NEW_KINDS = {"Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 COST = "controller.kubernetes.io/pod-deletion-cost"
@@ -106,6 +106,7 @@ def test_a_pool_sets_its_own_and_the_account_exists_while_any_pool_uses_it() -> 
     ]
     fanout_only = {
         # Two pools at their maximum exceed the default connection budget: not the point here.
+        **REQUIRED_VALUES,
         "database": {"existingSecret": "db", "maxConnections": None},
         "workerPools": pools,
     }

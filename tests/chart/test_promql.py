@@ -12,6 +12,7 @@ from tests.support.chart import (
     NAMESPACE,
     RELEASE,
     RELEASE_LABEL,
+    REQUIRED_VALUES,
     adapter_query,
     alert_rules,
     dashboard_exprs,
@@ -23,7 +24,7 @@ from tests.support.chart import (
 )
 from tests.support.tools import require_tool
 
-DEFAULTS = {"database": {"existingSecret": "db"}}
+DEFAULTS = REQUIRED_VALUES
 HPA = "demo-dbos-queue-worker-worker"
 
 
@@ -295,6 +296,7 @@ def test_at_max_replicas_counts_workers_needed_at_the_configured_target(tmp_path
 @pytest.mark.requires_tool("promtool")
 def test_an_earlier_version_is_said_drained_once_its_work_is_done(tmp_path: Path) -> None:
     values = {
+        **REQUIRED_VALUES,
         "database": {"existingSecret": "db", "maxConnections": 300},
         "applicationVersion": "2",
         "previousVersions": [{"version": "1", "image": {"tag": "1.0"}}],

@@ -15,6 +15,7 @@ from tests.conftest import NewDatabase
 from tests.support.chart import (
     RELEASE,
     RELEASE_LABEL,
+    REQUIRED_VALUES,
     adapter_query,
     alert_rules,
     dashboard_exprs,
@@ -69,7 +70,7 @@ def system(
 def prometheus(system: tuple[str, Api, WorkerProcess], workdir: Path) -> Iterator[Prometheus]:
     _, api, worker = system
     tmp_path = workdir
-    objects = render({"database": {"existingSecret": "db"}})
+    objects = render(REQUIRED_VALUES)
     (tmp_path / "rules.yaml").write_text(rules_file(objects).replace('"jobs"', f'"{NAMESPACE}"'))
     # What the chart's ServiceMonitors add to every sample in a cluster.
     labels = {"namespace": NAMESPACE, RELEASE_LABEL: RELEASE}
@@ -130,6 +131,7 @@ def test_every_query_returns_data_from_the_real_services(
     # own version's share. The queued workflow is of version 2; the workers run version 1.
     share = {"1": 0.0, "2": 1 / CONCURRENCY, "7": 0.0}  # one queued, nothing running
     values = {
+        **REQUIRED_VALUES,
         "database": {"existingSecret": "db", "maxConnections": 400},
         "previousVersions": [{"version": v, "image": {"tag": v}} for v in ("2", "7")],
     }
@@ -182,7 +184,7 @@ def test_alert_rules_load_and_evaluate_in_prometheus(prometheus: Prometheus) -> 
         )
 
     rules = wait_for(evaluated, timeout=30, interval=0.5, what="every rule evaluated")
-    expected = {r["alert"] for r in alert_rules(render({"database": {"existingSecret": "db"}}))}
+    expected = {r["alert"] for r in alert_rules(render(REQUIRED_VALUES))}
     assert {r["name"] for r in rules} == expected
     assert all(r["health"] == "ok" for r in rules), [(r["name"], r.get("lastError")) for r in rules]
     firing = {r["name"] for r in rules if r["state"] == "firing"}

@@ -17,6 +17,12 @@ ADAPTER_VALUES = (
 DASHBOARD = CHART / "dashboards" / "dbos-queue-worker.json"
 SCENARIOS = sorted(CHART.glob("ci/*-values.yaml"))
 RELEASE, NAMESPACE = "demo", "jobs"
+# What an install must name (the chart makes no secret of its own): the database's Secret and
+# the Secret of the API's tokens.
+REQUIRED_VALUES: dict[str, Any] = {
+    "database": {"existingSecret": "db"},
+    "api": {"auth": {"existingSecret": "api-tokens"}},
+}
 # The label the chart's ServiceMonitors add to every sample: the release it belongs to.
 RELEASE_LABEL = "queue_worker_release"
 
