@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from services.api import auth
 from services.contract import registry as workflow_registry
 from tests.conftest import NewDatabase
 from tests.support.processes import Api, start_worker, wait_worker_ready
@@ -196,5 +197,65 @@ def test_the_form_sends_what_was_filled_in_and_leaves_out_the_rest(
         engine.dispose()
         # The optional boolean and enum were left "(not set)": left out, not false or "fast".
         assert json.loads(stored)["namedArgs"] == {"priority": 5, "message": "hello", "count": 2}
+    finally:
+        api.stop()
+
+
+@pytest.mark.requires_tool("chromium")
+def test_the_page_asks_for_a_token_when_the_api_needs_one(
+    browser: Browser, new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    reader, reader_line = auth.new_token("dashboard", "read")
+    operator, operator_line = auth.new_token("ops", "operate")
+    (tmp_path / "tokens").write_text(f"{reader_line}\n{operator_line}\n")
+    api = Api(
+        new_migrated_database("sqlite"),
+        tmp_path,
+        API_AUTH="tokens",
+        API_AUTH_TOKENS_FILE=str(tmp_path / "tokens"),
+    )
+    try:
+        api.wait_ready()
+        page = browser.new_page()
+        page.goto(api.url + "/")
+        sign_in = page.locator("#sign-in")
+        expect(sign_in).to_be_visible(timeout=10_000)
+        expect(page.locator("#sign-in-reason")).to_contain_text("needs a bearer token")
+
+        # A wrong token: asked again, saying why.
+        page.fill("#token", "not-a-token")
+        page.click("#sign-in button")
+        expect(page.locator("#sign-in-reason")).to_contain_text("not valid", timeout=10_000)
+
+        # A token of role read: the listing and the types load; an enqueue is refused.
+        page.fill("#token", reader)
+        page.click("#sign-in button")
+        expect(sign_in).to_be_hidden()
+        expect(page.locator("#empty")).to_be_visible(timeout=10_000)
+        expect(page.locator("#workflow-type option")).not_to_have_count(0, timeout=10_000)
+        page.click("#enqueue-button")
+        expect(page.locator("#message")).to_contain_text(
+            "dashboard has the role read; this needs operate", timeout=10_000
+        )
+        assert (
+            api.http.get("/workflows", headers={"Authorization": f"Bearer {operator}"}).json()[
+                "workflows"
+            ]
+            == []
+        )
+
+        # The tab keeps the token across a reload; an operate token enqueues.
+        page.reload()
+        expect(page.locator("#empty")).to_be_visible(timeout=10_000)
+        page.evaluate("sessionStorage.clear()")
+        page.reload()
+        expect(sign_in).to_be_visible(timeout=10_000)
+        page.fill("#token", operator)
+        page.click("#sign-in button")
+        expect(page.locator("#workflow-type option")).not_to_have_count(0, timeout=10_000)
+        page.click("#enqueue-button")
+        expect(page.locator("#message")).to_contain_text("Enqueued", timeout=10_000)
+        # The token went in a header, never in the address.
+        assert reader not in page.url and operator not in page.url
     finally:
         api.stop()

@@ -8,6 +8,29 @@ const TYPES_RETRY_MS = 2000;
 // `listing` numbers the listing requests: an answer older than the last one shown is dropped
 // (a refresh still running with the filters changed since).
 const state = { types: new Map(), selected: null, listing: 0, shown: 0 };
+// With API_AUTH=tokens the API answers 401 until the page sends a token: the page then asks
+// for one and keeps it for this tab only (sessionStorage), never in the address or a cookie.
+const TOKEN_KEY = "dbos-queue-worker-token";
+
+function withToken(headers, token) {
+  return token ? { ...headers, Authorization: "Bearer " + token } : headers;
+}
+
+function askForToken(reason) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById("sign-in-reason").textContent = reason;
+  document.getElementById("sign-in").hidden = false;
+}
+
+document.getElementById("sign-in").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const field = document.getElementById("token");
+  sessionStorage.setItem(TOKEN_KEY, field.value.trim());
+  field.value = "";
+  document.getElementById("sign-in").hidden = true;
+  if (state.types.size === 0) loadTypes();
+  loadListing().catch((exc) => showError("Could not load workflows: " + exc.message));
+});
 
 function cell(text, className) {
   const td = document.createElement("td");
@@ -63,21 +86,28 @@ class HttpError extends Error {
 }
 
 // The answer's JSON; an HttpError with the problem's detail (or the status line, when a proxy
-// answered with something that is not JSON).
-async function answerOf(response) {
+// answered with something that is not JSON). A 401 asks for a token, unless the request went
+// out before the token now kept was given (its answer says nothing of that token).
+async function answerOf(response, token) {
   let body = null;
   try {
     body = await response.json();
   } catch (exc) {
     body = null;
   }
-  if (!response.ok) throw new HttpError(response.status, (body && body.detail) || `${response.status} ${response.statusText}`);
+  const detail = (body && body.detail) || `${response.status} ${response.statusText}`;
+  if (response.status === 401 && sessionStorage.getItem(TOKEN_KEY) === token) {
+    askForToken("This API needs a token: " + detail);
+  }
+  if (!response.ok) throw new HttpError(response.status, detail);
   if (body === null) throw new HttpError(response.status, "the answer is not JSON");
   return body;
 }
 
 async function getJson(path) {
-  return answerOf(await fetch(path, { headers: { Accept: "application/json" } }));
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = withToken({ Accept: "application/json" }, token);
+  return answerOf(await fetch(path, { headers }), token);
 }
 
 function listingPath() {
@@ -187,7 +217,8 @@ async function loadTypes() {
     registry = await getJson("/workflow-types");
   } catch (exc) {
     document.getElementById("message").textContent = "Could not load the workflow types: " + exc.message;
-    setTimeout(loadTypes, TYPES_RETRY_MS);
+    // Without a token, tried again once one is given (the sign-in form calls loadTypes).
+    if (!(exc instanceof HttpError && exc.status === 401)) setTimeout(loadTypes, TYPES_RETRY_MS);
     return;
   }
   document.getElementById("message").textContent = "";
@@ -231,12 +262,14 @@ document.getElementById("enqueue").addEventListener("submit", async (event) => {
     return;
   }
   try {
+    const token = sessionStorage.getItem(TOKEN_KEY);
     const answer = await answerOf(
       await fetch("/workflows", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: withToken({ "Content-Type": "application/json" }, token),
         body: JSON.stringify(body),
       }),
+      token,
     );
     message.textContent = "Enqueued " + answer.workflow_id;
     message.dataset.workflowId = answer.workflow_id;
