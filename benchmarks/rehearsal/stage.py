@@ -23,7 +23,7 @@ from services.api import auth
 from tests.support.audited_worker import step_runs_in_file
 from tests.support.chart import RELEASE, RELEASE_LABEL
 from tests.support.fleet import SystemDatabase
-from tests.support.processes import Api
+from tests.support.processes import Api, free_port
 from tests.support.prometheus import Prometheus
 
 TICK_SECONDS = 0.1
@@ -88,6 +88,9 @@ class Stage:
             self.api_token, line = auth.new_token("rehearsal", "read")
             (workdir / "api-tokens").write_text(line + "\n")
             api_mounts["API_AUTH_TOKENS_FILE"] = str(workdir / "api-tokens")
+        # The chart's separate metrics port, on a free one here (several stages share a host).
+        self.api_metrics_port = free_port()
+        api_mounts["API_METRICS_PORT"] = str(self.api_metrics_port)
         self.api = Api(
             database_url,
             workdir,
@@ -323,7 +326,7 @@ class Stage:
         if self._api_visible:
             targets.append(
                 {
-                    "targets": [self.api.url.removeprefix("http://")],
+                    "targets": [f"127.0.0.1:{self.api_metrics_port}"],
                     "labels": {**self._scope, "pod": "api", "job": "api"},
                 }
             )

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import TypedDict
 
@@ -16,6 +16,7 @@ from services.api.auth import TokenTable
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
+from services.api.metrics_server import metrics_listener
 from services.api.middleware import HttpMetricsMiddleware, SecurityHeadersMiddleware
 from services.api.problems import (
     Problem,
@@ -80,17 +81,21 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         threads = DatabaseThreads(settings.db_pool_size, settings.db_pool_timeout_seconds)
         workflows = Workflows(client, store, threads, settings.application_version, grace_ms, types)
         logger.info("api.started database=%s", engine.dialect.name)
+        listener: AbstractAsyncContextManager[None] = nullcontext()
+        if settings.metrics_port is not None:
+            listener = metrics_listener(metrics, settings.host, settings.metrics_port)
         try:
-            yield {
-                "settings": settings,
-                "tokens": tokens,
-                "db_threads": threads,
-                "store": store,
-                "fleet": fleet,
-                "workflows": workflows,
-                "metrics": metrics,
-                "registry": types,
-            }
+            async with listener:
+                yield {
+                    "settings": settings,
+                    "tokens": tokens,
+                    "db_threads": threads,
+                    "store": store,
+                    "fleet": fleet,
+                    "workflows": workflows,
+                    "metrics": metrics,
+                    "registry": types,
+                }
         finally:
             metrics.detach()
             client.destroy()

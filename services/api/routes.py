@@ -21,6 +21,7 @@ from services.api.handling import bad_request, registry_of, workflows_of
 from services.api.listing import PageFilter, PageKey
 from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
+from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
 from services.api.store import Store
@@ -113,6 +114,13 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    settings: ApiSettings = request.state.settings
+    if settings.metrics_port is not None:
+        raise Problem(
+            404,
+            "Not Found",
+            f"the metrics are served on their own port ({settings.metrics_port}), not here",
+        )
     served: Metrics = request.state.metrics
     payload = await run_in_threadpool(lambda: generate_latest(served.registry()))
     return Response(payload, media_type=CONTENT_TYPE_LATEST)

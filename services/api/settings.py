@@ -23,6 +23,8 @@ class ApiSettings(BaseModel):
     )
     host: str = Field("127.0.0.1", alias="API_HOST", min_length=1)
     port: int = Field(8000, alias="API_PORT", ge=1, le=65535)
+    # /metrics on a port of its own (services.api.metrics_server); unset, on API_PORT.
+    metrics_port: int | None = Field(None, alias="API_METRICS_PORT", ge=1, le=65535)
     db_pool_size: int = Field(5, alias="API_DB_POOL_SIZE", ge=1, le=100)
     # How long a request waits for a pooled connection, for a new connection, and for a
     # statement, before it answers 503 instead of hanging.
@@ -55,6 +57,12 @@ class ApiSettings(BaseModel):
     @classmethod
     def _supported_database(cls, url: str) -> str:
         return contract.normalize_database_url(url)
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Self:
+        if self.metrics_port == self.port:
+            raise ValueError("API_METRICS_PORT must differ from API_PORT (or be left unset)")
+        return self
 
     @model_validator(mode="after")
     def _tokens_need_their_file(self) -> Self:

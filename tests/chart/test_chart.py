@@ -980,3 +980,25 @@ def test_the_api_needs_tokens_from_a_secret_of_the_users_unless_told_otherwise()
     container = find(open_api, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["API_AUTH"] == "none" and "API_AUTH_TOKENS_FILE" not in env
+
+
+def test_the_apis_metrics_have_a_port_the_apis_service_does_not_expose() -> None:
+    objects = render(DEFAULTS)
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    public = services[f"{RELEASE}-dbos-queue-worker-api"]
+    assert [p["name"] for p in public["spec"]["ports"]] == ["http"]
+    metrics = services[f"{RELEASE}-dbos-queue-worker-api-metrics"]
+    assert metrics["spec"]["clusterIP"] == "None"
+    assert metrics["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert metrics["spec"]["selector"] == public["spec"]["selector"]
+    monitor = find(objects, "ServiceMonitor", "-api")
+    labels = monitor["spec"]["selector"]["matchLabels"]
+    assert all(metrics["metadata"]["labels"][k] == v for k, v in labels.items())
+    assert any(public["metadata"]["labels"].get(k) != v for k, v in labels.items())
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    container = find(objects, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["API_METRICS_PORT"] == "9090"
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]

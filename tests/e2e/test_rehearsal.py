@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -202,7 +203,7 @@ def test_a_rollout_runs_each_versions_work_on_its_own_fleet_until_the_old_one_dr
         assert report.returncode == 0, report.stderr
         removable = {r["version"]: r["removable"] for r in json.loads(report.stdout)}
         assert removable == {"1": True, "2": False}
-        text = new.api.http.get("/metrics").text
+        text = httpx.get(f"http://127.0.0.1:{new.api_metrics_port}/metrics", timeout=10).text
         for status in ("enqueued", "pending", "delayed"):
             left = sample(
                 text, "queue_worker_version_workflows", application_version="1", status=status

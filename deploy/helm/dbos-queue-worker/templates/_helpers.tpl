@@ -475,6 +475,9 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- if and (not .Values.database.existingSecret) (not .Values.database.url) -}}
 {{- fail "set database.existingSecret (recommended) or database.url: the services need the system database" -}}
 {{- end -}}
+{{- if eq (int .Values.api.metricsPort) (int .Values.api.port) -}}
+{{- fail "api.metricsPort must differ from api.port: the metrics have a port of their own" -}}
+{{- end -}}
 {{- if and (eq .Values.api.auth.mode "tokens") (not .Values.api.auth.existingSecret) -}}
 {{- fail "api.auth.existingSecret: name the Secret holding the API's token file (key api.auth.secretKey, lines '<name> <role> sha256:<digest>' made with python -m services.api new-token NAME read|operate), or set api.auth.mode=none to let anyone who reaches the API call it" -}}
 {{- end -}}
