@@ -355,6 +355,21 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
             "api.auth.existingSecret: name the Secret holding the API's token file",
         ),
         (
+            {**DEFAULTS, "networkPolicy": {"enabled": True}},
+            "networkPolicy.database.to: name where the database is",
+        ),
+        (
+            {
+                **DEFAULTS,
+                "worker": {"podDeletionCost": {"enabled": True}},
+                "networkPolicy": {
+                    "enabled": True,
+                    "database": {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]},
+                },
+            },
+            "networkPolicy.kubernetesApi: the workers patch their pods' deletion cost",
+        ),
+        (
             {**DEFAULTS, "applicationVersion": "2+build"},
             "applicationVersion",
         ),
@@ -421,6 +436,8 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
         "rollout-that-cannot-progress",
         "earlier-registry-incomplete",
         "api-tokens-unnamed",
+        "network-policy-without-database",
+        "network-policy-without-kubernetes-api",
         "version-not-a-label-value",
         "registry-incomplete",
         "pool-concurrency-above-global",
@@ -1002,3 +1019,38 @@ def test_the_apis_metrics_have_a_port_the_apis_service_does_not_expose() -> None
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["API_METRICS_PORT"] == "9090"
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
+
+
+def test_network_policies_let_each_pod_reach_only_what_it_needs() -> None:
+    values = {
+        **values_of(CHART / "ci" / "network-policy-values.yaml"),
+        "database": {"existingSecret": "db", "maxConnections": 400},
+        "applicationVersion": "2",
+        "previousVersions": [{"version": "1", "image": {"tag": "1.0"}}],
+    }
+    objects = render(values)
+    policies = {
+        o["metadata"]["name"].removeprefix(f"{RELEASE}-dbos-queue-worker-"): o["spec"]
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+    }
+    assert set(policies) == {"api", "workers", "migrate"}
+    # Every worker Deployment's pods, earlier versions' included, are under the workers' policy.
+    selector = policies["workers"]["podSelector"]
+    (components,) = [e["values"] for e in selector["matchExpressions"]]
+    components_of = [
+        o["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
+        for o in objects
+        if o["kind"] == "Deployment"
+    ]
+    workers = sorted(c for c in components_of if c.startswith("worker"))
+    assert sorted(components) == workers == ["worker", "worker-v1"]
+    api = policies["api"]
+    assert [r["ports"][0]["port"] for r in api["ingress"]] == ["http", "metrics"]
+    assert api["ingress"][0]["from"] == values["networkPolicy"]["apiFrom"]
+    assert [r["ports"][0]["port"] for r in policies["workers"]["ingress"]] == ["metrics"]
+    assert policies["migrate"]["ingress"] == []
+    for name, policy in policies.items():
+        ports = [p["port"] for rule in policy["egress"] for p in rule["ports"]]
+        assert 53 in ports and 5432 in ports and 4318 in ports, name
+        assert (443 in ports) == (name == "workers"), name

@@ -475,6 +475,12 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- if and (not .Values.database.existingSecret) (not .Values.database.url) -}}
 {{- fail "set database.existingSecret (recommended) or database.url: the services need the system database" -}}
 {{- end -}}
+{{- if and .Values.networkPolicy.enabled (include "dqw.podDeletionCost.any" .) (not .Values.networkPolicy.kubernetesApi) -}}
+{{- fail "networkPolicy.kubernetesApi: the workers patch their pods' deletion cost (worker.podDeletionCost) through the Kubernetes API; name its address and port, or they could not reach it" -}}
+{{- end -}}
+{{- if and .Values.networkPolicy.enabled (not .Values.networkPolicy.database.to) -}}
+{{- fail "networkPolicy.database.to: name where the database is (an ipBlock, or a namespaceSelector and podSelector), or every pod would be cut off from it" -}}
+{{- end -}}
 {{- if eq (int .Values.api.metricsPort) (int .Values.api.port) -}}
 {{- fail "api.metricsPort must differ from api.port: the metrics have a port of their own" -}}
 {{- end -}}
@@ -536,4 +542,22 @@ never read each other's load. */}}
 new Job when the Job is not a hook). */}}
 {{- define "dqw.migrationDigest" -}}
 {{- printf "%s|%s|%s" .Chart.Version (include "dqw.image" (dict "ctx" . "component" "worker")) (include "dqw.registry" .) | sha256sum | trunc 8 -}}
+{{- end -}}
+
+{{/* Egress every pod of the release has under networkPolicy: DNS, the database, and the
+extra rules of the values. */}}
+{{- define "dqw.networkPolicy.egress" -}}
+{{- $np := .Values.networkPolicy -}}
+- to:
+    {{- toYaml $np.dns.to | nindent 4 }}
+  ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+- to:
+    {{- toYaml $np.database.to | nindent 4 }}
+  ports:
+    {{- toYaml $np.database.ports | nindent 4 }}
+{{- with $np.extraEgress }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
