@@ -73,6 +73,10 @@ bench: install
 rehearse: install
 	$(PYTHON) -m benchmarks.rehearsal all --time-scale $(TIME_SCALE)
 
+.PHONY: audit  ## the pinned dependencies against PyPI's vulnerability advisories (pip-audit; AUDIT_STRICT=1 also fails when they can't be read)
+audit: install
+	$(PYTHON) -m tests.support.dependency_audit
+
 .PHONY: lint  ## ruff (lint and format check) and mypy --strict
 lint: install
 	$(VENV)/bin/ruff check services tests benchmarks
