@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from services.api import database
+from services.api.audit import AuditLog
 from services.api.auth import TokenTable
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
@@ -39,6 +40,7 @@ class State(TypedDict):
     settings: ApiSettings
     # The bearer tokens callers must present; None when API_AUTH=none.
     tokens: TokenTable | None
+    audit: AuditLog
     # One thread per pooled database connection (database_work).
     db_threads: DatabaseThreads
     store: Store
@@ -89,6 +91,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
                 yield {
                     "settings": settings,
                     "tokens": tokens,
+                    "audit": AuditLog(engine),
                     "db_threads": threads,
                     "store": store,
                     "fleet": fleet,

@@ -37,8 +37,11 @@ async def enqueue_workflow(request: Request) -> Response:
     )
     location = workflow_path(request, workflow_id)
     headers = {"Location": location}
+    request.state.audit_target = workflow_id
+    request.state.audit_detail = {"workflow": enqueue.workflow}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
+        request.state.audit_replayed = True  # it changed nothing: recorded the first time
     return JSONResponse(
         {"workflow_id": workflow_id, "url": location}, status_code=202, headers=headers
     )
@@ -68,6 +71,9 @@ async def enqueue_batch(request: Request) -> Response:
         )
     except BatchConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from None
+    created = [workflow_id for workflow_id, replayed in enqueued if not replayed]
+    request.state.audit_detail = {"workflows": created}
+    request.state.audit_replayed = not created
     return JSONResponse(
         {
             "workflows": [

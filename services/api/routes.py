@@ -14,7 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.api import enqueue_handlers, progress_page, request_body, schemas, views
-from services.api.auth import PUBLIC_PATHS, Role, TokenTable, authorize
+from services.api.audit import ANONYMOUS, AuditEntry, AuditLog, request_id
+from services.api.auth import PUBLIC_PATHS, Identity, Role, TokenTable, authorize
 from services.api.database_work import database_work
 from services.api.fleet import Fleet
 from services.api.handling import bad_request, registry_of, workflows_of
@@ -130,24 +131,86 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
+async def list_audit(request: Request) -> Response:
+    params = request.query_params
+    try:
+        limit = schemas.parse_limit(schemas.single_value("limit", params.getlist("limit")))
+        cursor = schemas.single_value("cursor", params.getlist("cursor"))
+        if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
+            raise InvalidInput("cursor must be the next_cursor of a previous page")
+    except InvalidInput as exc:
+        raise bad_request(exc) from None
+    log: AuditLog = request.state.audit
+    rows = await database_work(request, log.page, limit, None if cursor is None else int(cursor))
+    return JSONResponse(
+        {
+            "entries": [views.audit_json(row) for row in rows],
+            "next_cursor": str(rows[-1]["id"]) if len(rows) == limit else None,
+        }
+    )
+
+
+async def _record(request: Request, action: str, outcome: int) -> None:
+    """Write the audit row of this call; a failure is logged, never answered."""
+    identity: Identity | None = request.state.identity
+    state = request.state
+    entry = AuditEntry(
+        actor=identity.name if identity is not None else ANONYMOUS,
+        roles=identity.roles if identity is not None else [],
+        action=action,
+        target=getattr(state, "audit_target", None) or request.path_params.get("workflow_id"),
+        outcome=outcome,
+        request_id=state.request_id,
+        detail=getattr(state, "audit_detail", None),
+    )
+    log: AuditLog = state.audit
+    try:
+        await database_work(request, log.record, entry)
+    except Exception as exc:
+        logger.error(
+            "audit.write_failed action=%s outcome=%d request_id=%s error=%s",
+            action,
+            outcome,
+            entry.request_id,
+            type(exc).__name__,
+        )
+
+
+async def _audited(request: Request, action: str, handler: Handler) -> Response:
+    """The handler's answer, recorded in the audit log once known (see services.api.audit)."""
+    try:
+        response = await handler(request)
+    except Problem as problem:
+        await _record(request, action, problem.status)
+        raise
+    except Exception:
+        await _record(request, action, 500)
+        raise
+    if not getattr(request.state, "audit_replayed", False):
+        await _record(request, action, response.status_code)
+    return response
+
+
 def _route(
     path: str,
     handlers: Mapping[str, Handler],
     name: str | None = None,
+    audit: str | None = None,
 ) -> Route:
     """The one route of a path, answering each of its methods with that method's handler.
 
     One route per path, so a 405's Allow header lists every method the path serves. Every
     request passes here, so the checks that must never be forgotten are made here: who may
     call (with API_AUTH=tokens, role read for reading and operate for changing, but on the
-    PUBLIC_PATHS), the guard of state-changing methods, and the rule for a
-    {workflow_id} in the path.
+    PUBLIC_PATHS), the guard of state-changing methods, the rule for a {workflow_id} in the
+    path, and the audit log of state-changing calls (`audit`: the action's name). Every answer
+    carries the request's id (X-Request-Id, the caller's or a new one).
     """
-
     public = path in PUBLIC_PATHS
 
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
+        request.state.request_id = request_id(request.headers.get("x-request-id"))
         tokens: TokenTable | None = request.state.tokens
         request.state.identity = None
         if tokens is not None and not public:
@@ -160,7 +223,12 @@ def _route(
                 schemas.parse_workflow_id(request.path_params["workflow_id"])
             except InvalidInput as exc:
                 raise bad_request(exc) from None
-        return await handlers[method](request)
+        if audit is not None and method not in SAFE_METHODS:
+            response = await _audited(request, audit, handlers[method])
+        else:
+            response = await handlers[method](request)
+        response.headers["X-Request-Id"] = request.state.request_id
+        return response
 
     if name is None:
         (handler,) = handlers.values()  # a path of several methods is named by the caller
@@ -175,13 +243,15 @@ routes = [
         "/workflows",
         {"GET": list_workflows, "POST": enqueue_handlers.enqueue_workflow},
         name="workflows",
+        audit="enqueue",
     ),
-    _route("/workflows:batch", {"POST": enqueue_handlers.enqueue_batch}),
+    _route("/workflows:batch", {"POST": enqueue_handlers.enqueue_batch}, audit="enqueue_batch"),
     _route("/workflows/{workflow_id}", {"GET": get_workflow}),
     _route("/workflow-types", {"GET": enqueue_handlers.list_workflow_types}),
     _route("/workflows/{workflow_id}/steps", {"GET": list_steps}),
-    _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}),
-    _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}),
+    _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}, audit="cancel"),
+    _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}, audit="resume"),
+    _route("/audit", {"GET": list_audit}),
     _route("/executors", {"GET": list_executors}),
     _route("/healthz", {"GET": healthz}),
     _route("/readyz", {"GET": readyz}),

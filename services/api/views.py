@@ -1,5 +1,7 @@
 """The JSON documents the API answers with: workflows, their steps, the fleet."""
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -95,6 +97,20 @@ def registry_json(registry: Registry) -> dict[str, Any]:
             }
             for name, queue in sorted(registry.queues.items())
         ],
+    }
+
+
+def audit_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "at": _iso(row["at_ms"]),
+        "actor": row["actor"],
+        "roles": json.loads(row["roles"]),
+        "action": row["action"],
+        "target": row["target"],
+        "outcome": row["outcome"],
+        "request_id": row["request_id"],
+        "detail": None if row["detail"] is None else json.loads(row["detail"]),
     }
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from services.contract import FLEET_SCHEMA
+from services.contract.audit import audit_log
 from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats, schema_version
 
 # Key of the PostgreSQL advisory lock that serializes schema changes across processes.
@@ -32,11 +33,16 @@ def _add_health_and_executions(conn: sa.Connection) -> None:
     schema_version.create(conn, checkfirst=True)
 
 
+def _add_audit_log(conn: sa.Connection) -> None:
+    audit_log.create(conn, checkfirst=True)
+
+
 # Step N brings the tables from version N-1 to N. Steps are additive, so workers of the
 # previous release keep running against an upgraded database during a rolling update.
 _STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _create_heartbeats,
     2: _add_health_and_executions,
+    3: _add_audit_log,
 }
 assert max(_STEPS) == SCHEMA_VERSION
 

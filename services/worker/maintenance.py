@@ -216,4 +216,11 @@ class Maintenance:
         )
         if deleted:
             logger.info("fleet.retention_deleted workflows=%d", deleted)
-        return deleted == settings.retention_batch_size
+        # The audit log is kept as long as the workflows it speaks of.
+        audited = self._retention.delete_audit(
+            int(settings.retention_seconds * 1000), settings.retention_batch_size
+        )
+        if audited:
+            logger.info("fleet.retention_deleted audit_rows=%d", audited)
+        batch = settings.retention_batch_size
+        return deleted == batch or audited == batch

@@ -1,10 +1,12 @@
-"""Retention: finished workflows past their age are deleted, with everything they own."""
+"""Retention: finished workflows past their age are deleted, with everything they own, and the
+audit log's rows past the same age."""
 
 from collections.abc import Collection
 
 import sqlalchemy as sa
 
 from services.contract import fleet as rules
+from services.contract.audit import audit_log
 from services.contract.dbos_tables import (
     FINISHED_STATUSES,
     payload_tables,
@@ -63,3 +65,20 @@ class Retention:
                 for table in payload_tables:
                     conn.execute(sa.delete(table).where(table.c.workflow_uuid.in_(deleted)))
             return len(deleted)
+
+    def delete_audit(self, older_than_ms: int, batch_size: int) -> int | None:
+        """Delete one batch of audit rows older than the age (None when another worker is at
+        it)."""
+        log = audit_log
+        cutoff = rules.clock_ms(self._dialect) - older_than_ms
+        batch = (
+            sa.select(log.c.id)
+            .where(log.c.at_ms < cutoff)
+            .order_by(log.c.at_ms)
+            .limit(batch_size)
+            .scalar_subquery()
+        )
+        with self._engine.begin() as conn:
+            if not try_lock(conn, _RETENTION_LOCK):
+                return None
+            return conn.execute(sa.delete(log).where(log.c.id.in_(batch))).rowcount

@@ -30,6 +30,7 @@ ROUTES = [
     ("GET", f"/workflows/{WID}/steps", True),
     ("GET", "/workflow-types", True),
     ("GET", "/executors", True),
+    ("GET", "/audit", True),
     ("POST", "/workflows", True),
     ("POST", "/workflows:batch", True),
     ("POST", f"/workflows/{WID}/cancel", True),

@@ -107,6 +107,37 @@ def _document() -> dict[str, Any]:
                     },
                 }
             },
+            "/audit": {
+                "get": {
+                    "summary": "The audit log, newest first: every state-changing call that got "
+                    "past authorization (enqueue, enqueue_batch, cancel, resume), with its actor, "
+                    "roles, target, outcome (the answer's status) and request id",
+                    "operationId": "listAudit",
+                    "parameters": [
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                        },
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": json_response(
+                            {
+                                "type": "object",
+                                "required": ["entries", "next_cursor"],
+                                "properties": {
+                                    "entries": {"type": "array", "items": {"type": "object"}},
+                                    "next_cursor": {"type": ["string", "null"]},
+                                },
+                            },
+                            "A page of entries",
+                        ),
+                        "400": problem_response("A bad limit or cursor"),
+                        "503": UNAVAILABLE,
+                    },
+                }
+            },
             "/executors": {
                 "get": {
                     "summary": "Workers, their liveness, and work no live worker will run",

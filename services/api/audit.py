@@ -1,0 +1,76 @@
+"""The audit log as the API keeps it: every state-changing call that got past authorization
+(enqueue, batch, cancel, resume), with who made it, when, what on which workflow, the answer's
+status and the request's id, and GET /audit to read it (services.contract.audit holds the
+table).
+
+A call is recorded once its answer is known, refused ones included (a 409, a 422). A replay of
+an idempotent request changes nothing and is not recorded again. Calls refused before they
+could act (no or a bad token, a cross-site or non-JSON POST) are logged, not written: an
+anonymous flood must not fill the database. The row is written after the call's own work: if it
+cannot be written (the database went away in between), the answer stands and the failure is
+logged with the request's id.
+"""
+
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from services.contract import fleet as rules
+from services.contract.audit import audit_log
+from services.contract.dbos_tables import with_schemas
+
+logger = logging.getLogger(__name__)
+
+# An X-Request-Id the caller sends is kept if it looks like an id; otherwise one is made.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+ANONYMOUS = "anonymous"
+
+
+def request_id(header: str | None) -> str:
+    return header if header is not None and _REQUEST_ID.fullmatch(header) else uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    roles: list[str]
+    action: str
+    target: str | None
+    outcome: int
+    request_id: str
+    detail: dict[str, Any] | None
+
+
+class AuditLog:
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = with_schemas(engine)
+        self._dialect = engine.dialect.name
+
+    def record(self, entry: AuditEntry) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                sa.insert(audit_log).values(
+                    at_ms=rules.clock_ms(self._dialect),
+                    actor=entry.actor,
+                    roles=json.dumps(entry.roles),
+                    action=entry.action,
+                    target=entry.target,
+                    outcome=entry.outcome,
+                    request_id=entry.request_id,
+                    detail=None if entry.detail is None else json.dumps(entry.detail),
+                )
+            )
+
+    def page(self, limit: int, before_id: int | None) -> list[dict[str, Any]]:
+        """Newest first: `limit` rows with an id below `before_id` (all, when None)."""
+        log = audit_log
+        query = sa.select(log).order_by(log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(log.c.id < before_id)
+        with self._engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]

@@ -1,0 +1,34 @@
+"""The audit log: one row per state-changing call of the API (who, when, what, target, outcome,
+request id), in the fleet's schema. The API writes and lists it; the workers' migration creates
+it and their retention deletes rows past the age of finished workflows."""
+
+import sqlalchemy as sa
+
+from services.contract import FLEET_SCHEMA
+from services.contract.fleet import metadata
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    # Increasing: the listing pages by it, newest first. An identity column: inserting needs
+    # no right on a sequence (the application role has rights on the tables only).
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), sa.Identity(), primary_key=True
+    ),
+    # The database's clock, epoch milliseconds.
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    # The token's name, or "anonymous" where the API takes no tokens (API_AUTH=none).
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("roles", sa.Text, nullable=False),  # JSON array
+    # enqueue, enqueue_batch, cancel, resume.
+    sa.Column("action", sa.Text, nullable=False),
+    # The workflow acted on, when there is one.
+    sa.Column("target", sa.Text, nullable=True),
+    # The answer's HTTP status.
+    sa.Column("outcome", sa.Integer, nullable=False),
+    sa.Column("request_id", sa.Text, nullable=False),
+    # JSON: what else says what was done (the workflows a batch created, a workflow's type).
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Index("audit_log_at_ms", "at_ms"),
+    schema=FLEET_SCHEMA,
+)

@@ -1,0 +1,123 @@
+"""The audit log: every state-changing call past authorization, once, with who, what, target,
+outcome and request id; readable with role read, page by page; kept as long as workflows."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from services.api import auth
+from services.contract.audit import audit_log
+from services.contract.dbos_tables import with_schemas
+from services.worker.retention import Retention
+from tests.conftest import BACKENDS, NewDatabase
+from tests.support.processes import Api
+
+
+class Caller:
+    def __init__(self, api: Api, token: str | None) -> None:
+        self.api = api
+        self.headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+
+    def post(self, path: str, body: Any = None, **headers: str) -> Any:
+        return self.api.http.post(path, json=body, headers={**self.headers, **headers})
+
+    def get(self, path: str) -> Any:
+        return self.api.http.get(path, headers=self.headers)
+
+
+@pytest.fixture(params=BACKENDS)
+def system(
+    request: pytest.FixtureRequest, new_migrated_database: NewDatabase, tmp_path: Path
+) -> Iterator[tuple[str, Caller, Caller, Caller]]:
+    url = new_migrated_database(request.param)
+    reader, reader_line = auth.new_token("dashboard", "read")
+    operator, operator_line = auth.new_token("ci-bot", "operate")
+    (tmp_path / "tokens").write_text(f"{reader_line}\n{operator_line}\n")
+    api = Api(url, tmp_path, API_AUTH="tokens", API_AUTH_TOKENS_FILE=str(tmp_path / "tokens"))
+    api.wait_ready()
+    yield url, Caller(api, operator), Caller(api, reader), Caller(api, None)
+    api.stop()
+
+
+def test_each_change_is_recorded_once_with_who_what_and_how_it_went(
+    system: tuple[str, Caller, Caller, Caller],
+) -> None:
+    url, operator, reader, nobody = system
+    one = operator.post("/workflows", {"num_steps": 1}, **{"X-Request-Id": "req-1"})
+    assert one.status_code == 202 and one.headers["X-Request-Id"] == "req-1"
+    first = one.json()["workflow_id"]
+    # The same idempotent request again: it changes nothing and is not recorded again.
+    keyed = {"Idempotency-Key": "nightly-7"}
+    assert operator.post("/workflows", {}, **keyed).status_code == 202
+    assert operator.post("/workflows", {}, **keyed).headers["Idempotent-Replayed"] == "true"
+    assert operator.post("/workflows", {"num_steps": -1}).status_code == 422
+    batch = operator.post("/workflows:batch", {"workflows": [{}, {}]})
+    assert batch.status_code == 202
+    created = [w["workflow_id"] for w in batch.json()["workflows"]]
+    assert operator.post(f"/workflows/{first}/cancel").status_code == 202
+    resumed = operator.post(f"/workflows/{first}/resume")
+    missing = operator.post("/workflows/no-such-workflow/cancel")
+    assert missing.status_code == 404
+    # Refused before they could act: not written (an anonymous flood must not fill it).
+    assert nobody.post("/workflows", {}).status_code == 401
+    assert reader.post("/workflows", {}).status_code == 403
+
+    page = reader.get("/audit?limit=100")
+    assert page.status_code == 200
+    entries = page.json()["entries"]
+    assert [(e["action"], e["outcome"]) for e in reversed(entries)] == [
+        ("enqueue", 202),
+        ("enqueue", 202),
+        ("enqueue", 422),
+        ("enqueue_batch", 202),
+        ("cancel", 202),
+        ("resume", resumed.status_code),
+        ("cancel", 404),
+    ]
+    oldest = entries[-1]
+    assert oldest["actor"] == "ci-bot" and oldest["roles"] == ["read", "operate"]
+    assert oldest["target"] == first and oldest["request_id"] == "req-1"
+    assert oldest["detail"] == {"workflow": "workflow"}
+    assert entries[3]["detail"] == {"workflows": created} and entries[3]["target"] is None
+    assert entries[0]["target"] == "no-such-workflow"
+    assert all(e["request_id"] for e in entries) and len({e["id"] for e in entries}) == 7
+    assert page.json()["next_cursor"] is None
+
+    # Page by page, newest first, every entry once.
+    seen: list[int] = []
+    cursor = ""
+    while True:
+        answer = reader.get(f"/audit?limit=3{cursor}").json()
+        seen += [e["id"] for e in answer["entries"]]
+        if answer["next_cursor"] is None:
+            break
+        cursor = f"&cursor={answer['next_cursor']}"
+    assert seen == [e["id"] for e in entries]
+    assert reader.get("/audit?cursor=x").status_code == 400
+
+    # Retention deletes what is older than the age, as it does finished workflows.
+    engine = sa.create_engine(url)
+    with with_schemas(engine).begin() as conn:
+        conn.execute(sa.update(audit_log).where(audit_log.c.id == oldest["id"]).values(at_ms=0))
+    assert Retention(engine).delete_audit(older_than_ms=60_000, batch_size=100) == 1
+    engine.dispose()
+    assert [e["id"] for e in reader.get("/audit?limit=100").json()["entries"]] == seen[:-1]
+
+
+def test_without_tokens_the_actor_is_anonymous(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    api = Api(new_migrated_database("sqlite"), tmp_path)
+    try:
+        api.wait_ready()
+        api.enqueue()
+        (entry,) = api.http.get("/audit").json()["entries"]
+        assert (entry["actor"], entry["roles"], entry["action"]) == ("anonymous", [], "enqueue")
+        # A request id that does not look like one is replaced, not stored.
+        answer = api.http.post("/workflows", json={}, headers={"X-Request-Id": "a b\tc"})
+        assert answer.headers["X-Request-Id"] != "a b\tc"
+    finally:
+        api.stop()
