@@ -2,19 +2,17 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
+from services.api import fleet_queries as queries
 from services.api.runnable import InFlight, Limits, Runnable, runnable
-from services.contract import APP_NAME, dbos_tables
+from services.contract import dbos_tables
 from services.contract import fleet as rules
 from services.contract.dbos_tables import (
-    application_versions,
     now_ms,
     queues,
     with_schemas,
-    workflow_status,
 )
 from services.contract.fleet import heartbeats
 
@@ -79,11 +77,11 @@ class Fleet:
             now_value = int(conn.execute(sa.select(now_ms(self._engine))).scalar_one())
             now = sa.literal(now_value)
             is_alive = rules.is_alive(now, grace_ms)
-            latest = conn.execute(_latest_version_query()).scalar()
+            latest = conn.execute(queries.latest_version_query()).scalar()
             unversioned = str(latest) if latest is not None else self._default_version
             work = [
                 (queue, version or unversioned, status, int(n))
-                for queue, version, status, n in conn.execute(_work_query())
+                for queue, version, status, n in conn.execute(queries.work_query())
             ]
             executors = [
                 Executor(*row)
@@ -107,7 +105,8 @@ class Fleet:
                 .all()
             )
             orphaned = [
-                tuple(r) for r in conn.execute(_orphaned_query(now, grace_ms, self._queue_names))
+                tuple(r)
+                for r in conn.execute(queries.orphaned_query(now, grace_ms, self._queue_names))
             ]
             # Every registered queue's limits, in one read: its per-worker concurrency (the
             # load's divisor), and the global and per-partition limits (what may run at once).
@@ -128,7 +127,7 @@ class Fleet:
                 depth[queue, status] = depth.get((queue, status), 0) + n
             oldest = []
             for queue in sorted({q for (q, status), n in depth.items() if status == "ENQUEUED"}):
-                enqueued_at = conn.execute(_oldest_enqueued_query(queue)).scalar()
+                enqueued_at = conn.execute(queries.oldest_enqueued_query(queue)).scalar()
                 if enqueued_at is not None:
                     oldest.append((queue, max(0.0, (now_value - enqueued_at) / 1000)))
             capped = self._runnable(conn, work, limits, unversioned)
@@ -178,102 +177,9 @@ class Fleet:
         partitioned = [name for name, limit in limits.items() if limit.per_partition]
         partitions = []
         if partitioned:
-            for queue, version, key, count, running in conn.execute(_partitions_query(partitioned)):
+            for queue, version, key, count, running in conn.execute(
+                queries.partitions_query(partitioned)
+            ):
                 own = version or unversioned
                 partitions.append((queue, own, key, InFlight(int(count), int(running or 0))))
         return runnable(in_flight, partitions, limits)
-
-
-def _latest_version_query() -> sa.Select[Any]:
-    """DBOS's latest version as this application sees it: the newest registered by it or by no
-    application in particular (DBOS's own rule)."""
-    av = application_versions
-    return (
-        sa.select(av.c.version_name)
-        .where(sa.or_(av.c.application_name == APP_NAME, av.c.application_name.is_(None)))
-        .order_by(av.c.version_timestamp.desc())
-        .limit(1)
-    )
-
-
-def _work_query() -> sa.CompoundSelect[Any]:
-    # Two parts so each uses its partial index: a single status IN (...) over all three
-    # statuses matches neither and reads the whole table.
-    ws = workflow_status
-
-    def count(*statuses: str) -> sa.Select[Any]:
-        return (
-            sa.select(ws.c.queue_name, ws.c.application_version, ws.c.status, sa.func.count())
-            .where(ws.c.status.in_(statuses), ws.c.queue_name.is_not(None))
-            .group_by(ws.c.queue_name, ws.c.application_version, ws.c.status)
-        )
-
-    return sa.union_all(count("ENQUEUED", "PENDING"), count("DELAYED"))
-
-
-def _partitions_query(partitioned: list[str]) -> sa.Select[Any]:
-    """Per partitioned queue, version and partition: its in-flight workflows and how many of
-    them run (found by DBOS's partial index of partitioned in-flight rows)."""
-    ws = workflow_status
-    return (
-        sa.select(
-            ws.c.queue_name,
-            ws.c.application_version,
-            ws.c.queue_partition_key,
-            sa.func.count(),
-            sa.func.sum(sa.case((ws.c.status == "PENDING", 1), else_=0)),
-        )
-        .where(
-            ws.c.status.in_(("ENQUEUED", "PENDING")),
-            ws.c.queue_partition_key.is_not(None),
-            ws.c.queue_name.in_(partitioned),
-        )
-        .group_by(ws.c.queue_name, ws.c.application_version, ws.c.queue_partition_key)
-    )
-
-
-def _orphaned_query(
-    now: sa.ColumnElement[int], grace_ms: int, queue_names: list[str]
-) -> sa.Select[Any]:
-    # Work of executors not heard from within the grace period, on the queues the reaper
-    # covers: what it will recover once a live worker has beaten through the grace period.
-    ws = workflow_status
-    return (
-        sa.select(ws.c.queue_name, sa.func.count())
-        .where(
-            ws.c.status == "PENDING",
-            ws.c.queue_name.in_(queue_names),
-            rules.owner_is_gone(ws.c.executor_id, ws.c.updated_at, grace_ms, rules.by_clock(now)),
-        )
-        .group_by(ws.c.queue_name)
-    )
-
-
-def _oldest_enqueued_query(queue: str) -> sa.Select[Any]:
-    """When the oldest ENQUEUED workflow of a queue was enqueued (epoch ms), in a few seeks.
-
-    DBOS's in-flight index is ordered by (queue, status, priority, created_at): the head of each
-    priority is one seek, and the distinct priorities are found by a recursive skip scan, so
-    this costs a few index lookups however long the queue or the history. A workflow that was
-    DELAYED counts from when its delay ended (DELAYED ones are not ENQUEUED, so never count).
-    """
-    ws = workflow_status
-    waiting = (ws.c.queue_name == queue, ws.c.status == "ENQUEUED")
-    first = sa.select(sa.func.min(ws.c.priority).label("priority")).where(*waiting)
-    priorities = first.cte("priorities", recursive=True)
-    following = (
-        sa.select(sa.func.min(ws.c.priority))
-        .where(*waiting, ws.c.priority > priorities.c.priority)
-        .scalar_subquery()
-    )
-    priorities = priorities.union_all(
-        sa.select(following).where(priorities.c.priority.is_not(None))
-    )
-    head = (
-        sa.select(sa.func.coalesce(ws.c.delay_until_epoch_ms, ws.c.created_at))
-        .where(*waiting, ws.c.priority == priorities.c.priority)
-        .order_by(ws.c.created_at)
-        .limit(1)
-        .scalar_subquery()
-    )
-    return sa.select(sa.func.min(head)).where(priorities.c.priority.is_not(None))

@@ -2,10 +2,12 @@
 workflow."""
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import quote
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
@@ -14,6 +16,9 @@ from services.contract.registry import Registry
 
 # A path segment that needs no percent-encoding (every id the API makes is one).
 URL_SAFE: Final = re.compile(r"[A-Za-z0-9._~-]+")
+
+# An endpoint's handler of one method.
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def bad_request(exc: InvalidInput) -> Problem:

@@ -3,7 +3,7 @@ services.api.enqueue_handlers. Handlers validate input, then run the blocking da
 in a thread."""
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import anyio
@@ -13,12 +13,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.api import enqueue_handlers, progress_page, request_body, schemas, views
-from services.api.audit import ANONYMOUS, AuditEntry, AuditLog, request_id
-from services.api.auth import PUBLIC_PATHS, Identity, Role, TokenTable, authorize
+from services.api import (
+    audit_handlers,
+    enqueue_handlers,
+    progress_page,
+    request_body,
+    schemas,
+    views,
+)
+from services.api.audit import request_id
+from services.api.auth import PUBLIC_PATHS, Role, TokenTable, authorize
 from services.api.database_work import database_work
 from services.api.fleet import Fleet
-from services.api.handling import bad_request, registry_of, workflows_of
+from services.api.handling import Handler, bad_request, registry_of, workflows_of
 from services.api.listing import PageFilter, PageKey
 from services.api.metrics import Metrics
 from services.api.openapi import openapi_document
@@ -28,7 +35,6 @@ from services.api.settings import ApiSettings
 from services.api.store import Store
 
 logger = logging.getLogger(__name__)
-Handler = Callable[[Request], Awaitable[Response]]
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 
@@ -131,66 +137,6 @@ async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_document())
 
 
-async def list_audit(request: Request) -> Response:
-    params = request.query_params
-    try:
-        limit = schemas.parse_limit(schemas.single_value("limit", params.getlist("limit")))
-        cursor = schemas.single_value("cursor", params.getlist("cursor"))
-        if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
-            raise InvalidInput("cursor must be the next_cursor of a previous page")
-    except InvalidInput as exc:
-        raise bad_request(exc) from None
-    log: AuditLog = request.state.audit
-    rows = await database_work(request, log.page, limit, None if cursor is None else int(cursor))
-    return JSONResponse(
-        {
-            "entries": [views.audit_json(row) for row in rows],
-            "next_cursor": str(rows[-1]["id"]) if len(rows) == limit else None,
-        }
-    )
-
-
-async def _record(request: Request, action: str, outcome: int) -> None:
-    """Write the audit row of this call; a failure is logged, never answered."""
-    identity: Identity | None = request.state.identity
-    state = request.state
-    entry = AuditEntry(
-        actor=identity.name if identity is not None else ANONYMOUS,
-        roles=identity.roles if identity is not None else [],
-        action=action,
-        target=getattr(state, "audit_target", None) or request.path_params.get("workflow_id"),
-        outcome=outcome,
-        request_id=state.request_id,
-        detail=getattr(state, "audit_detail", None),
-    )
-    log: AuditLog = state.audit
-    try:
-        await database_work(request, log.record, entry)
-    except Exception as exc:
-        logger.error(
-            "audit.write_failed action=%s outcome=%d request_id=%s error=%s",
-            action,
-            outcome,
-            entry.request_id,
-            type(exc).__name__,
-        )
-
-
-async def _audited(request: Request, action: str, handler: Handler) -> Response:
-    """The handler's answer, recorded in the audit log once known (see services.api.audit)."""
-    try:
-        response = await handler(request)
-    except Problem as problem:
-        await _record(request, action, problem.status)
-        raise
-    except Exception:
-        await _record(request, action, 500)
-        raise
-    if not getattr(request.state, "audit_replayed", False):
-        await _record(request, action, response.status_code)
-    return response
-
-
 def _route(
     path: str,
     handlers: Mapping[str, Handler],
@@ -224,7 +170,7 @@ def _route(
             except InvalidInput as exc:
                 raise bad_request(exc) from None
         if audit is not None and method not in SAFE_METHODS:
-            response = await _audited(request, audit, handlers[method])
+            response = await audit_handlers.audited(request, audit, handlers[method])
         else:
             response = await handlers[method](request)
         response.headers["X-Request-Id"] = request.state.request_id
@@ -251,7 +197,7 @@ routes = [
     _route("/workflows/{workflow_id}/steps", {"GET": list_steps}),
     _route("/workflows/{workflow_id}/cancel", {"POST": cancel_workflow}, audit="cancel"),
     _route("/workflows/{workflow_id}/resume", {"POST": resume_workflow}, audit="resume"),
-    _route("/audit", {"GET": list_audit}),
+    _route("/audit", {"GET": audit_handlers.list_audit}),
     _route("/executors", {"GET": list_executors}),
     _route("/healthz", {"GET": healthz}),
     _route("/readyz", {"GET": readyz}),

@@ -1,0 +1,77 @@
+"""The audit log's endpoint and the wrapper that records every state-changing call (see
+services.api.audit for what is recorded and when)."""
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from services.api import schemas, views
+from services.api.audit import ANONYMOUS, AuditEntry, AuditLog
+from services.api.auth import Identity
+from services.api.database_work import database_work
+from services.api.handling import Handler, bad_request
+from services.api.problems import Problem
+from services.api.schemas import InvalidInput
+
+logger = logging.getLogger(__name__)
+
+
+async def list_audit(request: Request) -> Response:
+    params = request.query_params
+    try:
+        limit = schemas.parse_limit(schemas.single_value("limit", params.getlist("limit")))
+        cursor = schemas.single_value("cursor", params.getlist("cursor"))
+        if cursor is not None and not (cursor.isascii() and cursor.isdigit() and len(cursor) < 19):
+            raise InvalidInput("cursor must be the next_cursor of a previous page")
+    except InvalidInput as exc:
+        raise bad_request(exc) from None
+    log: AuditLog = request.state.audit
+    rows = await database_work(request, log.page, limit, None if cursor is None else int(cursor))
+    return JSONResponse(
+        {
+            "entries": [views.audit_json(row) for row in rows],
+            "next_cursor": str(rows[-1]["id"]) if len(rows) == limit else None,
+        }
+    )
+
+
+async def _record(request: Request, action: str, outcome: int) -> None:
+    """Write the audit row of this call; a failure is logged, never answered."""
+    identity: Identity | None = request.state.identity
+    state = request.state
+    entry = AuditEntry(
+        actor=identity.name if identity is not None else ANONYMOUS,
+        roles=identity.roles if identity is not None else [],
+        action=action,
+        target=getattr(state, "audit_target", None) or request.path_params.get("workflow_id"),
+        outcome=outcome,
+        request_id=state.request_id,
+        detail=getattr(state, "audit_detail", None),
+    )
+    log: AuditLog = state.audit
+    try:
+        await database_work(request, log.record, entry)
+    except Exception as exc:
+        logger.error(
+            "audit.write_failed action=%s outcome=%d request_id=%s error=%s",
+            action,
+            outcome,
+            entry.request_id,
+            type(exc).__name__,
+        )
+
+
+async def audited(request: Request, action: str, handler: Handler) -> Response:
+    """The handler's answer, recorded in the audit log once known (see services.api.audit)."""
+    try:
+        response = await handler(request)
+    except Problem as problem:
+        await _record(request, action, problem.status)
+        raise
+    except Exception:
+        await _record(request, action, 500)
+        raise
+    if not getattr(request.state, "audit_replayed", False):
+        await _record(request, action, response.status_code)
+    return response
