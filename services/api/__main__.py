@@ -5,9 +5,8 @@ import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 
-from services.api import auth
+from services.api import auth, credentials
 from services.api.settings import ApiSettings
 from services.contract import registry
 
@@ -51,11 +50,10 @@ def main() -> int:
         return new_token(sys.argv[2:])
     try:
         settings = ApiSettings.from_env()
-        # Checked here too, so a wrong registry or token file stops the process with its
-        # reason at once (each uvicorn process loads them again in create_app).
+        # Checked here too, so a wrong registry, token file or keys file stops the process
+        # with its reason at once (each uvicorn process loads them again in create_app).
         registry.load()
-        if settings.auth_tokens_file is not None and settings.auth == "tokens":
-            auth.read_token_file(Path(settings.auth_tokens_file))
+        credentials.identify_from(settings)
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -3,7 +3,6 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from pathlib import Path
 from typing import TypedDict
 
 from dbos import DBOSClient
@@ -13,7 +12,8 @@ from starlette.middleware import Middleware
 
 from services.api import database
 from services.api.audit import AuditLog
-from services.api.auth import TokenTable
+from services.api.auth import Identify
+from services.api.credentials import identify_from
 from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
@@ -38,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 class State(TypedDict):
     settings: ApiSettings
-    # The bearer tokens callers must present; None when API_AUTH=none.
-    tokens: TokenTable | None
+    # Who holds a bearer token; None when API_AUTH=none.
+    identify: Identify | None
     audit: AuditLog
     # One thread per pooled database connection (database_work).
     db_threads: DatabaseThreads
@@ -54,10 +54,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
     """The application; RegistryError here when the registry (WORKFLOW_REGISTRY) is wrong."""
     metrics = Metrics()
     types = registry if registry is not None else workflow_registry.load()
-    tokens = None
-    if settings.auth == "tokens":
-        assert settings.auth_tokens_file is not None  # the settings check it
-        tokens = TokenTable(Path(settings.auth_tokens_file))  # TokenFileError when unusable
+    identify = identify_from(settings)  # ValueError when a token or keys file is unusable
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -90,7 +87,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
             async with listener:
                 yield {
                     "settings": settings,
-                    "tokens": tokens,
+                    "identify": identify,
                     "audit": AuditLog(engine),
                     "db_threads": threads,
                     "store": store,

@@ -22,6 +22,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,22 @@ class Identity:
 class _Entry:
     identity: Identity
     digest: bytes
+
+
+class Rejected(Exception):
+    """A bearer token that is not valid, and why, in words that never repeat it."""
+
+
+class NoRole(Exception):
+    """A valid token whose holder has no role of this API."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+# Who holds a bearer token: the identity, None when nobody known holds it; Rejected or NoRole.
+Identify = Callable[[str], "Identity | None"]
 
 
 class TokenFileError(ValueError):
@@ -182,7 +199,7 @@ def _unauthorized(detail: str, error: str | None) -> Problem:
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
-def authorize(authorization: str | None, needed: Role, table: TokenTable) -> Identity:
+def authorize(authorization: str | None, needed: Role, identify: Identify) -> Identity:
     """The caller's identity if its bearer token has the role `needed`; else a 401 (no or a bad
     token) or 403 (a valid token whose role is short) problem. Never repeats the token."""
     if authorization is None:
@@ -192,7 +209,17 @@ def authorize(authorization: str | None, needed: Role, table: TokenTable) -> Ide
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("the Authorization header must be 'Bearer <token>'", "invalid_request")
-    identity = table.identify(token.strip())
+    try:
+        identity = identify(token.strip())
+    except Rejected as exc:
+        raise _unauthorized(str(exc), "invalid_token") from None
+    except NoRole as exc:
+        raise Problem(
+            403,
+            "Forbidden",
+            f"{exc.name} holds no role of this API (read or operate)",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="insufficient_scope"'},
+        ) from None
     if identity is None:
         raise _unauthorized(
             "the bearer token is not valid (unknown, or rotated out)", "invalid_token"

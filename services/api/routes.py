@@ -22,7 +22,7 @@ from services.api import (
     views,
 )
 from services.api.audit import request_id
-from services.api.auth import PUBLIC_PATHS, Role, TokenTable, authorize
+from services.api.auth import PUBLIC_PATHS, Identify, Role, authorize
 from services.api.database_work import database_work
 from services.api.fleet import Fleet
 from services.api.handling import Handler, bad_request, registry_of, workflows_of
@@ -147,7 +147,7 @@ def _route(
 
     One route per path, so a 405's Allow header lists every method the path serves. Every
     request passes here, so the checks that must never be forgotten are made here: who may
-    call (with API_AUTH=tokens, role read for reading and operate for changing, but on the
+    call (with API_AUTH=tokens or jwt, role read for reading and operate for changing, but on the
     PUBLIC_PATHS), the guard of state-changing methods, the rule for a {workflow_id} in the
     path, and the audit log of state-changing calls (`audit`: the action's name). Every answer
     carries the request's id (X-Request-Id, the caller's or a new one).
@@ -157,11 +157,13 @@ def _route(
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         request.state.request_id = request_id(request.headers.get("x-request-id"))
-        tokens: TokenTable | None = request.state.tokens
+        identify: Identify | None = request.state.identify
         request.state.identity = None
-        if tokens is not None and not public:
+        if identify is not None and not public:
             needed = Role.READ if method in SAFE_METHODS else Role.OPERATE
-            request.state.identity = authorize(request.headers.get("authorization"), needed, tokens)
+            request.state.identity = authorize(
+                request.headers.get("authorization"), needed, identify
+            )
         if method not in SAFE_METHODS:
             request_body.guard_state_change(request)
         if "workflow_id" in request.path_params:

@@ -50,8 +50,19 @@ class ApiSettings(BaseModel):
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     # Who may call it: "none" (anyone who reaches it: `make run`), or "tokens": bearer tokens
     # with roles from a file of digests (services.api.auth), which the chart mounts.
-    auth: Literal["none", "tokens"] = Field("none", alias="API_AUTH")
+    # "jwt": JWTs of an identity provider (services.api.jwt_auth), and the tokens of
+    # API_AUTH_TOKENS_FILE too when it is set (machines without the provider).
+    auth: Literal["none", "tokens", "jwt"] = Field("none", alias="API_AUTH")
     auth_tokens_file: str | None = Field(None, alias="API_AUTH_TOKENS_FILE", min_length=1)
+    jwt_issuer: str | None = Field(None, alias="API_AUTH_JWT_ISSUER", min_length=1)
+    jwt_audience: str | None = Field(None, alias="API_AUTH_JWT_AUDIENCE", min_length=1)
+    jwks_file: str | None = Field(None, alias="API_AUTH_JWKS_FILE", min_length=1)
+    jwks_url: str | None = Field(None, alias="API_AUTH_JWKS_URL", pattern="^https?://")
+    jwt_name_claim: str = Field("sub", alias="API_AUTH_JWT_NAME_CLAIM", min_length=1)
+    jwt_role_claim: str = Field("roles", alias="API_AUTH_JWT_ROLE_CLAIM", min_length=1)
+    # Comma-separated values of the role claim that give each role.
+    jwt_read_values: str = Field("read", alias="API_AUTH_JWT_READ_VALUES")
+    jwt_operate_values: str = Field("operate", alias="API_AUTH_JWT_OPERATE_VALUES")
 
     @field_validator("database_url")
     @classmethod
@@ -62,6 +73,27 @@ class ApiSettings(BaseModel):
     def _metrics_port_is_its_own(self) -> Self:
         if self.metrics_port == self.port:
             raise ValueError("API_METRICS_PORT must differ from API_PORT (or be left unset)")
+        return self
+
+    @model_validator(mode="after")
+    def _jwt_needs_its_provider(self) -> Self:
+        if self.auth != "jwt":
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("API_AUTH_JWT_ISSUER", self.jwt_issuer),
+                ("API_AUTH_JWT_AUDIENCE", self.jwt_audience),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(f"API_AUTH=jwt needs {' and '.join(missing)}")
+        if (self.jwks_file is None) == (self.jwks_url is None):
+            raise ValueError(
+                "API_AUTH=jwt needs exactly one of API_AUTH_JWKS_FILE and API_AUTH_JWKS_URL: "
+                "where the provider's signing keys are"
+            )
         return self
 
     @model_validator(mode="after")
