@@ -1054,3 +1054,37 @@ def test_network_policies_let_each_pod_reach_only_what_it_needs() -> None:
         ports = [p["port"] for rule in policy["egress"] for p in rule["ports"]]
         assert 53 in ports and 5432 in ports and 4318 in ports, name
         assert (443 in ports) == (name == "workers"), name
+
+
+def test_the_api_may_take_jwts_of_an_identity_provider() -> None:
+    jwt_values = {
+        "issuer": "https://id.example.com/",
+        "audience": "dbos-queue-worker",
+        "jwksUrl": "https://id.example.com/.well-known/jwks.json",
+        "roleClaim": "groups",
+        "operateValues": ["platform", "ops"],
+    }
+    values = {
+        "database": {"existingSecret": "db"},
+        "api": {"auth": {"mode": "jwt", "jwt": jwt_values}},
+    }
+    pod = find(render(values), "Deployment", "-api")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["API_AUTH"] == "jwt"
+    assert env["API_AUTH_JWT_ISSUER"] == "https://id.example.com/"
+    assert env["API_AUTH_JWKS_URL"].endswith("/jwks.json")
+    assert (env["API_AUTH_JWT_ROLE_CLAIM"], env["API_AUTH_JWT_OPERATE_VALUES"]) == (
+        "groups",
+        "platform,ops",
+    )
+    assert env["API_AUTH_JWT_READ_VALUES"] == "read"
+    # No Secret named: no token file; with one, its tokens are accepted beside the JWTs.
+    assert "API_AUTH_TOKENS_FILE" not in env and not [
+        v for v in pod["volumes"] if v["name"] == "auth"
+    ]
+    values["api"]["auth"]["existingSecret"] = "machines"  # type: ignore[index]
+    pod = find(render(values), "Deployment", "-api")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["API_AUTH_TOKENS_FILE"].endswith("/tokens")
+    with pytest.raises(helm_python.HelmError, match=r"api\.auth\.mode=jwt needs"):
+        render({"database": {"existingSecret": "db"}, "api": {"auth": {"mode": "jwt"}}})

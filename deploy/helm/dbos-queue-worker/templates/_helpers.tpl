@@ -484,6 +484,13 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- if eq (int .Values.api.metricsPort) (int .Values.api.port) -}}
 {{- fail "api.metricsPort must differ from api.port: the metrics have a port of their own" -}}
 {{- end -}}
+{{- if eq .Values.api.auth.mode "jwt" -}}
+{{- with .Values.api.auth.jwt -}}
+{{- if not (and .issuer .audience .jwksUrl) -}}
+{{- fail "api.auth.mode=jwt needs api.auth.jwt.issuer, api.auth.jwt.audience and api.auth.jwt.jwksUrl: your identity provider's issuer, the audience its tokens name for this API, and its JWKS URL" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq .Values.api.auth.mode "tokens") (not .Values.api.auth.existingSecret) -}}
 {{- fail "api.auth.existingSecret: name the Secret holding the API's token file (key api.auth.secretKey, lines '<name> <role> sha256:<digest>' made with python -m services.api new-token NAME read|operate), or set api.auth.mode=none to let anyone who reaches the API call it" -}}
 {{- end -}}
