@@ -1,0 +1,63 @@
+"""The services run as a role that may not change the schema: the migration, as the schema's
+owner, grants it what they need (`migrate --app-role`), and the whole flow works under it:
+enqueue, run, audit, retention, while DDL is refused."""
+
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import NewDatabase
+from tests.integration.test_worker_commands import _command
+from tests.support.processes import Api, start_worker, wait_worker_ready
+
+pytestmark = pytest.mark.postgres
+
+
+def test_the_services_need_no_more_than_the_migration_grants(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    owner_url = new_database("postgres")
+    role = f"dbosqw_app_{uuid.uuid4().hex[:8]}"
+    owner = sa.create_engine(sa.make_url(owner_url).set(drivername="postgresql+psycopg"))
+    with owner.begin() as conn:
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+    app_url = sa.make_url(owner_url).set(username=role).render_as_string(hide_password=False)
+    worker = api = None
+    try:
+        migrated = _command(owner_url, "migrate", "--app-role", role)
+        assert migrated.returncode == 0, migrated.stderr
+        # Both services as the application role; the worker runs no DDL of its own.
+        worker = start_worker(
+            app_url,
+            tmp_path,
+            WORKER_RUN_MIGRATIONS="false",
+            RETENTION_SECONDS="1",
+            RETENTION_INTERVAL_SECONDS="0.5",
+        )
+        api = Api(app_url, tmp_path)
+        wait_worker_ready(worker)
+        api.wait_ready()
+        workflow_id = api.enqueue(num_steps=2, step_seconds=0)
+        api.wait_status(workflow_id, "SUCCESS")
+        assert api.http.get("/audit").json()["entries"][0]["target"] == workflow_id
+        assert api.http.get("/metrics").status_code == 200
+        assert api.http.get("/executors").json()["executors"]
+
+        app = sa.create_engine(sa.make_url(app_url).set(drivername="postgresql+psycopg"))
+        try:
+            for schema in ("dbos", "queue_worker"):
+                refused = pytest.raises(sa.exc.ProgrammingError, match="permission denied")
+                with refused, app.begin() as conn:
+                    conn.execute(sa.text(f"CREATE TABLE {schema}.intruder (x int)"))
+        finally:
+            app.dispose()
+    finally:
+        for service in (api, worker):
+            if service is not None:
+                service.stop()
+        with owner.begin() as conn:
+            conn.execute(sa.text(f"DROP OWNED BY {role}"))
+            conn.execute(sa.text(f"DROP ROLE {role}"))
+        owner.dispose()
