@@ -5,8 +5,8 @@ line, `<name> <role> sha256:<hex digest of the token>`; blank lines and `#` comm
 skipped. Only digests are kept: a leaked file lets no one in. Several lines may share a name
 and role, so a token is rotated without downtime: add the new one, move the clients, remove the
 old one. The file is read again when it changes (a Secret's update reaches a mounted file
-within a minute or so), at most once a second; a file that no longer reads keeps the last good
-table and is logged, never served from half.
+within a minute or so), at most once a second: see TokenTable for how a changed file that is
+partly wrong is taken.
 
 A presented token is hashed and compared with every digest in constant time, whether or not an
 earlier one matched, so the time an answer takes says nothing about which entries exist.
@@ -128,29 +128,60 @@ def _parse_line(line: str, path: Path, number: int) -> _Entry | None:
     return _Entry(Identity(name, parsed), bytes.fromhex(hashed.removeprefix(DIGEST_PREFIX)))
 
 
-def read_token_file(path: Path) -> list[_Entry]:
+def parse_token_file(path: Path) -> tuple[list[_Entry], list[str]]:
+    """The file's tokens and what is wrong with it (each problem naming its line); OSError when
+    it can't be read at all."""
+    raw = path.read_bytes()
     try:
-        text = path.read_text()
+        text = raw.decode("utf-8-sig")  # a BOM, as some editors write, is not part of line 1
+    except UnicodeDecodeError:
+        return [], [f"{path}: not UTF-8 text"]
+    entries: list[_Entry] = []
+    problems: list[str] = []
+    seen: dict[bytes, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            entry = _parse_line(line, path, number)
+        except TokenFileError as exc:
+            problems.append(str(exc))
+            continue
+        if entry is None:
+            continue
+        if entry.digest in seen:
+            problems.append(
+                f"{path}, line {number}: this token is already on line {seen[entry.digest]}"
+            )
+            continue
+        seen[entry.digest] = number
+        entries.append(entry)
+    if not entries:
+        problems.append(f"{path}: no token in it: nobody could call the API")
+    return entries, problems
+
+
+def read_token_file(path: Path) -> list[_Entry]:
+    """The file's tokens, all of them good, or TokenFileError naming the first problem."""
+    try:
+        entries, problems = parse_token_file(path)
     except OSError as exc:
         raise TokenFileError(f"{path}: cannot read it ({type(exc).__name__})") from None
-    entries = [
-        entry
-        for number, line in enumerate(text.splitlines(), start=1)
-        if (entry := _parse_line(line, path, number)) is not None
-    ]
-    if not entries:
-        raise TokenFileError(f"{path}: no token in it: nobody could call the API")
+    if problems:
+        raise TokenFileError(problems[0])
     return entries
 
 
 class TokenTable:
-    """The token file, read at start (TokenFileError when unusable) and again when it changes."""
+    """The token file, read at start (TokenFileError unless every line is good) and again when
+    it changes. A changed file always takes effect: its good lines are the tokens from then on
+    (so a removed token is refused at once, whatever else the edit got wrong), its bad lines
+    are logged, and one without a good line lets nobody in. Only a file that can't be read at
+    all (gone for a moment while the kubelet swaps a Secret's files) keeps the last one."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
+        self._stamp = self._file_stamp()  # before reading: a change meanwhile is read again
         self._entries = read_token_file(path)
-        self._stamp = self._file_stamp()
         self._next_check = time.monotonic() + RELOAD_CHECK_SECONDS
 
     def identify(self, token: str) -> Identity | None:
@@ -179,15 +210,18 @@ class TokenTable:
                 return
             self._next_check = now + RELOAD_CHECK_SECONDS
             stamp = self._file_stamp()
-            if stamp == self._stamp:
-                return
-            self._stamp = stamp  # this version of the file is judged once
+            if stamp == self._stamp or stamp is None:
+                return  # unchanged, or gone for a moment: looked at again next time
             try:
-                entries = read_token_file(self._path)
-            except TokenFileError as exc:
-                logger.error("auth.token_file_unusable kept=previous reason=%s", exc)
+                entries, problems = parse_token_file(self._path)
+            except OSError as exc:
+                logger.error(
+                    "auth.token_file_unreadable kept=previous reason=%s", type(exc).__name__
+                )
                 return
-            self._entries = entries
+            self._stamp, self._entries = stamp, entries
+            for problem in problems:
+                logger.error("auth.token_file_problem %s", problem)
             logger.info("auth.token_file_reloaded tokens=%d", len(entries))
 
 
