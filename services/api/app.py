@@ -18,7 +18,11 @@ from services.api.db_threads import DatabaseThreads
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
 from services.api.metrics_server import metrics_listener
-from services.api.middleware import HttpMetricsMiddleware, SecurityHeadersMiddleware
+from services.api.middleware import (
+    HttpMetricsMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from services.api.problems import (
     Problem,
     handle_http_exception,
@@ -105,6 +109,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         routes=routes,
         middleware=[
             Middleware(SecurityHeadersMiddleware),
+            Middleware(RequestIdMiddleware),
             Middleware(HttpMetricsMiddleware, metrics=metrics.http),
         ],
         lifespan=lifespan,

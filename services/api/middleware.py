@@ -1,11 +1,12 @@
-"""Plain ASGI middleware: the HTTP metrics of every request, and the security headers of
-every answer."""
+"""Plain ASGI middleware: the HTTP metrics of every request, its id, and the security headers
+of every answer."""
 
 import time
 from typing import Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.audit import request_id
 from services.api.metrics import HttpMetrics
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -70,3 +71,32 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (the caller's X-Request-Id when it looks like one, else a new
+    one), kept in the request's state for the audit log and the logs, and every answer says it
+    in X-Request-Id, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope["headers"]).get(b"x-request-id")
+        given = None if header is None else header.decode("latin-1")
+        identifier = request_id(given)
+        scope.setdefault("state", {})["request_id"] = identifier
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", identifier.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)

@@ -73,11 +73,15 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     # The exception text may hold SQL or connection details: log it, never send it.
-    logger.error("api.unhandled_error path=%s", request.url.path, exc_info=exc)
+    # repr: a path may hold an encoded newline, which must not start a log line of its own.
+    logger.error("api.unhandled_error path=%r", request.url.path, exc_info=exc)
     # Answered outside the middleware (by Starlette's outermost error handler): the security
     # headers are given here.
     headers = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
     headers["content-security-policy"] = DEFAULT_CSP.decode()
+    identifier = getattr(request.state, "request_id", None)
+    if identifier is not None:
+        headers["x-request-id"] = identifier
     problem = Problem(
         500,
         "Internal Server Error",

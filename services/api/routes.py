@@ -21,7 +21,6 @@ from services.api import (
     schemas,
     views,
 )
-from services.api.audit import request_id
 from services.api.auth import PUBLIC_PATHS, Identify, Role, authorize
 from services.api.database_work import database_work
 from services.api.fleet import Fleet
@@ -149,14 +148,12 @@ def _route(
     request passes here, so the checks that must never be forgotten are made here: who may
     call (with API_AUTH=tokens or jwt, role read for reading and operate for changing, but on the
     PUBLIC_PATHS), the guard of state-changing methods, the rule for a {workflow_id} in the
-    path, and the audit log of state-changing calls (`audit`: the action's name). Every answer
-    carries the request's id (X-Request-Id, the caller's or a new one).
+    path, and the audit log of state-changing calls (`audit`: the action's name).
     """
     public = path in PUBLIC_PATHS
 
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        request.state.request_id = request_id(request.headers.get("x-request-id"))
         identify: Identify | None = request.state.identify
         request.state.identity = None
         if identify is not None and not public:
@@ -175,7 +172,6 @@ def _route(
             response = await audit_handlers.audited(request, audit, handlers[method])
         else:
             response = await handlers[method](request)
-        response.headers["X-Request-Id"] = request.state.request_id
         return response
 
     if name is None:

@@ -121,3 +121,24 @@ def test_without_tokens_the_actor_is_anonymous(
         assert answer.headers["X-Request-Id"] != "a b\tc"
     finally:
         api.stop()
+
+
+def test_every_answer_says_its_request_id_and_the_audit_row_has_it(
+    system: tuple[str, Caller, Caller, Caller],
+) -> None:
+    _, operator, reader, nobody = system
+    refused = operator.api.http.post(
+        "/workflows",
+        content=b"{",
+        headers={**operator.headers, "Content-Type": "application/json"},
+    )
+    assert refused.status_code == 400
+    given = operator.post("/workflows", {"num_steps": 0}, **{"X-Request-Id": "mine-7"})
+    assert given.status_code == 422 and given.headers["X-Request-Id"] == "mine-7"
+    for answer in (refused, nobody.get("/workflows"), reader.get("/workflows/nope")):
+        assert answer.headers.get("X-Request-Id"), answer.status_code
+    entries = reader.get("/audit").json()["entries"]
+    assert [(e["outcome"], e["request_id"]) for e in entries] == [
+        (422, "mine-7"),
+        (400, refused.headers["X-Request-Id"]),
+    ]
