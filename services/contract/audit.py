@@ -1,6 +1,11 @@
 """The audit log: one row per state-changing call of the API (who, when, what, target, outcome,
-request id), in the fleet's schema. The API writes and lists it; the workers' migration creates
-it and their retention deletes rows past the age of finished workflows."""
+request id), in the fleet's schema. The API writes and lists it; the migration creates it, and
+the workers' retention deletes rows past the age of finished workflows.
+
+On PostgreSQL the application role may only read and add rows: its retention goes through
+EXPIRE_FUNCTION, which the schema's owner defines (SECURITY DEFINER) to delete nothing younger
+than the age in `audit_policy`, which only the owner (the migration) sets: a worker running
+someone's code cannot rewrite or erase the record of recent calls."""
 
 import sqlalchemy as sa
 
@@ -32,3 +37,13 @@ audit_log = sa.Table(
     sa.Index("audit_log_at_ms", "at_ms"),
     schema=FLEET_SCHEMA,
 )
+
+# The youngest age (ms) the retention may delete, as the migration last set it from
+# RETENTION_SECONDS (one row).
+audit_policy = sa.Table(
+    "audit_policy",
+    metadata,
+    sa.Column("min_age_ms", sa.BigInteger, nullable=False),
+    schema=FLEET_SCHEMA,
+)
+EXPIRE_FUNCTION = f"{FLEET_SCHEMA}.expire_audit"

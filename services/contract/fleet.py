@@ -13,7 +13,7 @@ from services.contract import FLEET_SCHEMA, HEARTBEATS_TABLE
 
 # The fleet tables' version; `python -m services.worker migrate` brings a database up to it.
 # 1: heartbeats. 2: healthy_since, grace_ms, executions, schema_version.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 
 metadata = sa.MetaData()
 heartbeats = sa.Table(

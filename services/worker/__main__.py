@@ -32,6 +32,9 @@ def migrate(settings: WorkerSettings, registry: Registry, app_role: str | None) 
         logging.getLogger(__name__).info(
             "worker.fleet_schema from_version=%d to_version=%d", found, max(found, SCHEMA_VERSION)
         )
+        fleet_schema.set_audit_retention(
+            dbos_tables.with_schemas(engine), int(settings.retention_seconds * 1000)
+        )
         if app_role is not None and engine.dialect.name == "postgresql":
             fleet_schema.grant(engine, app_role)
     finally:

@@ -5,7 +5,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from services.contract import FLEET_SCHEMA
-from services.contract.audit import audit_log
+from services.contract.audit import EXPIRE_FUNCTION, audit_log, audit_policy
 from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats, schema_version
 
 # Key of the PostgreSQL advisory lock that serializes schema changes across processes.
@@ -37,12 +37,47 @@ def _add_audit_log(conn: sa.Connection) -> None:
     audit_log.create(conn, checkfirst=True)
 
 
+def _guard_audit_log(conn: sa.Connection) -> None:
+    """The retention's policy table and, on PostgreSQL, the one way the application role may
+    delete audit rows (services.contract.audit)."""
+    audit_policy.create(conn, checkfirst=True)
+    if conn.dialect.name != "postgresql":
+        return
+    log, policy = f'"{FLEET_SCHEMA}".{audit_log.name}', f'"{FLEET_SCHEMA}".{audit_policy.name}'
+    conn.execute(
+        sa.text(
+            f"""CREATE OR REPLACE FUNCTION {EXPIRE_FUNCTION}(older_than_ms bigint, batch integer)
+            RETURNS integer LANGUAGE sql SECURITY DEFINER
+            SET search_path = pg_catalog, pg_temp AS $$
+              WITH gone AS (
+                DELETE FROM {log} WHERE id IN (
+                  SELECT id FROM {log}
+                  WHERE at_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+                    - greatest(older_than_ms, coalesce((SELECT max(min_age_ms) FROM {policy}), 0))
+                  ORDER BY at_ms LIMIT batch)
+                RETURNING 1)
+              SELECT count(*)::integer FROM gone
+            $$"""
+        )
+    )
+    conn.execute(sa.text(f"REVOKE ALL ON FUNCTION {EXPIRE_FUNCTION}(bigint, integer) FROM PUBLIC"))
+
+
+def set_audit_retention(engine: sa.Engine, min_age_ms: int) -> None:
+    """The youngest audit rows the retention may delete (the migration sets it from
+    RETENTION_SECONDS, as the schema's owner)."""
+    with engine.begin() as conn:
+        conn.execute(sa.delete(audit_policy))
+        conn.execute(sa.insert(audit_policy).values(min_age_ms=min_age_ms))
+
+
 # Step N brings the tables from version N-1 to N. Steps are additive, so workers of the
 # previous release keep running against an upgraded database during a rolling update.
 _STEPS: dict[int, Callable[[sa.Connection], None]] = {
     1: _create_heartbeats,
     2: _add_health_and_executions,
     3: _add_audit_log,
+    4: _guard_audit_log,
 }
 assert max(_STEPS) == SCHEMA_VERSION
 
@@ -119,5 +154,16 @@ def grant(engine: sa.Engine, role: str) -> None:
             sa.text(
                 f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{FLEET_SCHEMA}" '
                 f"TO {quoted_role}"
+            )
+        )
+        # The audit log: read and add only; rows go through the owner's expiry function.
+        log, policy = f'"{FLEET_SCHEMA}".{audit_log.name}', f'"{FLEET_SCHEMA}".{audit_policy.name}'
+        conn.execute(sa.text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {log} FROM {quoted_role}"))
+        conn.execute(
+            sa.text(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {policy} FROM {quoted_role}")
+        )
+        conn.execute(
+            sa.text(
+                f"GRANT EXECUTE ON FUNCTION {EXPIRE_FUNCTION}(bigint, integer) TO {quoted_role}"
             )
         )

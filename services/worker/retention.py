@@ -6,7 +6,7 @@ from collections.abc import Collection
 import sqlalchemy as sa
 
 from services.contract import fleet as rules
-from services.contract.audit import audit_log
+from services.contract.audit import EXPIRE_FUNCTION, audit_log
 from services.contract.dbos_tables import (
     FINISHED_STATUSES,
     payload_tables,
@@ -68,17 +68,24 @@ class Retention:
 
     def delete_audit(self, older_than_ms: int, batch_size: int) -> int | None:
         """Delete one batch of audit rows older than the age (None when another worker is at
-        it)."""
-        log = audit_log
-        cutoff = rules.clock_ms(self._dialect) - older_than_ms
-        batch = (
-            sa.select(log.c.id)
-            .where(log.c.at_ms < cutoff)
-            .order_by(log.c.at_ms)
-            .limit(batch_size)
-            .scalar_subquery()
-        )
+        it). On PostgreSQL through the owner's expiry function (services.contract.audit): the
+        application role may not delete audit rows itself."""
         with self._engine.begin() as conn:
             if not try_lock(conn, _RETENTION_LOCK):
                 return None
+            if self._dialect == "postgresql":
+                expired = conn.execute(
+                    sa.text(f"SELECT {EXPIRE_FUNCTION}(:age, :batch)"),
+                    {"age": older_than_ms, "batch": batch_size},
+                ).scalar_one()
+                return int(expired)
+            log = audit_log
+            cutoff = rules.clock_ms(self._dialect) - older_than_ms
+            batch = (
+                sa.select(log.c.id)
+                .where(log.c.at_ms < cutoff)
+                .order_by(log.c.at_ms)
+                .limit(batch_size)
+                .scalar_subquery()
+            )
             return conn.execute(sa.delete(log).where(log.c.id.in_(batch))).rowcount

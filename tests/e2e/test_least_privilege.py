@@ -47,12 +47,34 @@ def test_the_services_need_no_more_than_the_migration_grants(
 
         app = sa.create_engine(sa.make_url(app_url).set(drivername="postgresql+psycopg"))
         try:
-            for schema in ("dbos", "queue_worker"):
+            # No DDL, and the audit log only read and added to: a worker running someone's
+            # code can neither rewrite nor erase the record, nor change how long it is kept.
+            for statement in (
+                "CREATE TABLE dbos.intruder (x int)",
+                "CREATE TABLE queue_worker.intruder (x int)",
+                "UPDATE queue_worker.audit_log SET actor = 'someone else'",
+                "DELETE FROM queue_worker.audit_log",
+                "TRUNCATE queue_worker.audit_log",
+                "UPDATE queue_worker.audit_policy SET min_age_ms = 0",
+            ):
                 refused = pytest.raises(sa.exc.ProgrammingError, match="permission denied")
                 with refused, app.begin() as conn:
-                    conn.execute(sa.text(f"CREATE TABLE {schema}.intruder (x int)"))
+                    conn.execute(sa.text(statement))
+            # Its expiry deletes nothing younger than the retention the migration set.
+            with app.begin() as conn:
+                expired = conn.execute(sa.text("SELECT queue_worker.expire_audit(0, 1000)"))
+                assert expired.scalar_one() == 0
+                kept = conn.execute(sa.text("SELECT count(*) FROM queue_worker.audit_log"))
+                assert kept.scalar_one() == 1
         finally:
             app.dispose()
+        # The owner's rows past the age do go (as the workers' retention asks).
+        with owner.begin() as conn:
+            conn.execute(sa.text("UPDATE queue_worker.audit_log SET at_ms = 0"))
+        with app.begin() as conn:
+            gone = conn.execute(sa.text("SELECT queue_worker.expire_audit(0, 1000)"))
+            assert gone.scalar_one() == 1
+        app.dispose()
     finally:
         for service in (api, worker):
             if service is not None:

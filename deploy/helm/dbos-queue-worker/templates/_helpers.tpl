@@ -95,10 +95,13 @@ container pins or runs. */}}
 {{- end -}}
 
 {{/* Worker settings the migration reads too: it checks the grace against the heartbeat
-interval as a worker does. */}}
+interval as a worker does, and keeps the audit log as long as the retention says. */}}
 {{- define "dqw.workerSettingsEnv" -}}
 - name: HEARTBEAT_INTERVAL_SECONDS
   value: {{ .Values.worker.heartbeatIntervalSeconds | quote }}
+# The migration sets the youngest audit rows the retention may delete from it.
+- name: RETENTION_SECONDS
+  value: {{ .Values.worker.retention.seconds | quote }}
 {{- end -}}
 
 {{/* The registry of workflow types and queues the release runs (as a dict): `registry`, or
