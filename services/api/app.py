@@ -86,7 +86,9 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         logger.info("api.started database=%s", engine.dialect.name)
         listener: AbstractAsyncContextManager[None] = nullcontext()
         if settings.metrics_port is not None:
-            listener = metrics_listener(metrics, settings.host, settings.metrics_port)
+            listener = metrics_listener(
+                metrics, settings.host, settings.metrics_port, shared=settings.workers > 1
+            )
         try:
             async with listener:
                 yield {

@@ -2,11 +2,13 @@
 call: a Service can expose the API without its metrics, and a NetworkPolicy can let only
 Prometheus reach them.
 
-Each uvicorn process of the API serves it, on one socket address shared with SO_REUSEPORT (the
-kernel hands each connection to one of them): any process answers with the whole API's
+With several uvicorn processes each serves it, on one socket address shared with SO_REUSEPORT
+(the kernel hands each connection to one of them): any process answers with the whole API's
 numbers, as /metrics does on the main port (HTTP counts are shared between the processes,
-the queue numbers come from the database). The listener runs in the process's event loop,
-starts with the API and stops with it; the API's own server handles the signals.
+the queue numbers come from the database). A single process binds the port alone, so no other
+process can bind it beside it and answer scrapes in its place. The listener runs in the
+process's event loop, starts with the API and stops with it; the API's own server handles the
+signals.
 """
 
 import contextlib
@@ -43,20 +45,24 @@ def metrics_app(metrics: Metrics) -> Starlette:
     return Starlette(routes=[Route("/metrics", serve)])
 
 
-def _shared_socket(host: str, port: int) -> socket.socket:
+def _socket(host: str, port: int, shared: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.setblocking(False)
     return sock
 
 
 @contextlib.asynccontextmanager
-async def metrics_listener(metrics: Metrics, host: str, port: int) -> AsyncIterator[None]:
-    """Serve /metrics on host:port while the context is open (OSError if it can't bind)."""
-    sock = _shared_socket(host, port)
+async def metrics_listener(
+    metrics: Metrics, host: str, port: int, shared: bool
+) -> AsyncIterator[None]:
+    """Serve /metrics on host:port while the context is open (OSError if it can't bind);
+    `shared`: with the API's other processes."""
+    sock = _socket(host, port, shared)
     # No log_config or log_level: uvicorn would set them for the whole process (the API's
     # server's own lines included).
     config = uvicorn.Config(

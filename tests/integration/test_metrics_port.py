@@ -2,6 +2,7 @@
 uvicorn process on one shared address, with the whole API's numbers, and stopped with it."""
 
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +65,23 @@ def test_the_metrics_port_must_differ_from_the_apis(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="API_METRICS_PORT must differ from API_PORT"):
         ApiSettings.from_env({"API_PORT": "8000", "API_METRICS_PORT": "8000"})
+
+
+def test_a_single_process_holds_its_metrics_port_alone(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    port = free_port()
+    api = Api(new_migrated_database("sqlite"), tmp_path, API_METRICS_PORT=str(port))
+    try:
+        api.wait_ready()
+        # Another process of the same user asking to share the port is refused: it can't
+        # answer scrapes in the API's place.
+        intruder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            with pytest.raises(OSError, match="Address already in use"):
+                intruder.bind(("127.0.0.1", port))
+        finally:
+            intruder.close()
+    finally:
+        api.stop()
