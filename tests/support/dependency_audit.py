@@ -19,6 +19,17 @@ from tests.support.processes import REPO_ROOT
 
 REQUEST_TIMEOUT_SECONDS = 10
 OVERALL_TIMEOUT_SECONDS = 300
+# What requests says when the advisory service can't be reached (the only failure tolerated).
+NETWORK_ERRORS = (
+    "ConnectionError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "ProxyError",
+    "SSLError",
+    "Max retries exceeded",
+    "NameResolutionError",
+    "Temporary failure in name resolution",
+)
 
 
 @dataclass
@@ -45,11 +56,11 @@ def judge(report: dict[str, Any]) -> Verdict:
     return verdict
 
 
-def audit(constraints: Path, strict: bool) -> int:
+def audit(constraints: Path, strict: bool, module: str = "pip_audit") -> int:
     command = [
         sys.executable,
         "-m",
-        "pip_audit",
+        module,
         "--requirement",
         str(constraints),
         "--no-deps",
@@ -73,6 +84,10 @@ def audit(constraints: Path, strict: bool) -> int:
     except ValueError:
         errors = [line for line in done.stderr.splitlines() if line.strip()]
         reason = errors[-1] if errors else f"pip-audit exited {done.returncode}"
+        if not any(sign in done.stderr for sign in NETWORK_ERRORS):
+            # Not the network: pip-audit itself failed, and nothing was audited. Say so.
+            print(f"audit: pip-audit failed ({reason[:300]})")
+            return 1
         print(
             "audit: the advisory service could not be reached; nothing was audited "
             f"({reason[:300]})"

@@ -55,3 +55,11 @@ def test_an_unreachable_advisory_service_is_said_at_once(tmp_path: Path) -> None
     assert "audit: the advisory service could not be reached; nothing was audited" in done.stdout
     assert len(done.stdout.splitlines()) == 1
     assert time.monotonic() - started < 60
+
+
+def test_pip_audit_failing_for_another_reason_fails_the_audit(tmp_path: Path) -> None:
+    from tests.support.dependency_audit import audit
+
+    (tmp_path / "constraints.txt").write_text("starlette==1.10.0\n")
+    # A tool that is not there (a broken install) must not read as "nothing to report".
+    assert audit(tmp_path / "constraints.txt", strict=False, module="pip_audit_missing") == 1
