@@ -242,7 +242,13 @@ def authorize(authorization: str | None, needed: Role, identify: Identify) -> Id
         )
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("the Authorization header must be 'Bearer <token>'", "invalid_request")
+        # RFC 6750 3.1: a malformed request is a 400 (with the challenge all the same).
+        raise Problem(
+            400,
+            "Bad Request",
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": f'Bearer realm="{REALM}", error="invalid_request"'},
+        )
     try:
         identity = identify(token.strip())
     except Rejected as exc:

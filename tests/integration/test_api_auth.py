@@ -103,10 +103,10 @@ def test_every_route_for_no_token_a_bad_one_and_each_role(api: Api, tokens: Toke
             assert "dashboard has the role read; this needs operate" in text
         status, _, _ = _call(api, method, path, tokens.operator)
         assert status in (200, 202, 404), where
-    # Malformed headers: 401 invalid_request.
+    # Malformed headers: 400 invalid_request (RFC 6750 3.1).
     for header in ("Basic abc", "Bearer", "Token abc"):
         response = api.http.get("/workflows", headers={"Authorization": header})
-        assert response.status_code == 401, header
+        assert response.status_code == 400, header
         assert 'error="invalid_request"' in response.headers["www-authenticate"], header
 
 

@@ -22,7 +22,10 @@ def openapi_document() -> dict[str, Any]:
             operation["security"] = [{"bearerAuth": []}]
             responses = operation["responses"]
             responses["401"] = problem_response(
-                "No bearer token, or one that is not valid (API_AUTH=tokens)"
+                "No bearer token, or one that is not valid (API_AUTH=tokens or jwt)"
+            )
+            responses.setdefault(
+                "400", problem_response("A malformed request, or Authorization header")
             )
             if method != "get":
                 responses["403"] = problem_response("The token's role is read; this needs operate")
