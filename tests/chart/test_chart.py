@@ -370,6 +370,10 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
             "networkPolicy.kubernetesApi: the workers patch their pods' deletion cost",
         ),
         (
+            {**DEFAULTS, "networkPolicy": {"metricsFrom": []}},
+            "networkPolicy/metricsFrom",
+        ),
+        (
             {**DEFAULTS, "applicationVersion": "2+build"},
             "applicationVersion",
         ),
@@ -438,6 +442,7 @@ def _registry_with(**queues: dict[str, Any]) -> dict[str, Any]:
         "api-tokens-unnamed",
         "network-policy-without-database",
         "network-policy-without-kubernetes-api",
+        "network-policy-scrapes-from-anyone",
         "version-not-a-label-value",
         "registry-incomplete",
         "pool-concurrency-above-global",
