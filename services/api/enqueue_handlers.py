@@ -21,6 +21,7 @@ def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueu
 
 
 async def enqueue_workflow(request: Request) -> Response:
+    request_body.require_json(request)
     body = await request_body.read_json_body(request)
     enqueue = _resolve(
         request,
@@ -48,6 +49,7 @@ async def enqueue_workflow(request: Request) -> Response:
 
 
 async def enqueue_batch(request: Request) -> Response:
+    request_body.require_json(request)
     batch = request_body.parse_json(
         await request_body.read_json_body(request, schemas.MAX_BATCH_BODY_BYTES),
         enqueue_bodies.BatchRequest,

@@ -2,6 +2,7 @@
 request, the JSON body within its size limit, and its model, with problems that name the field."""
 
 from typing import Final, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -23,26 +24,48 @@ def _unsupported_media_type() -> Problem:
         415,
         "Unsupported Media Type",
         f"send the request body as {JSON_MEDIA_TYPE} with Content-Type: {JSON_MEDIA_TYPE} "
-        "(an empty body may have no Content-Type)",
+        "(an enqueue needs it even with an empty body; a cancel or resume may send none)",
     )
 
 
 def guard_state_change(request: Request) -> None:
     """What every request that may change state must pass, before anything else runs.
 
-    A browser page of another site can send a POST without asking (an HTML form, or fetch()
-    without a body): browsers mark it `Sec-Fetch-Site: cross-site`, which API clients never
-    send, and a form can only declare a form or text/plain Content-Type, never JSON.
+    A page of another site can send a POST without asking (an HTML form, or fetch() in no-cors
+    mode): browsers mark it `Sec-Fetch-Site: cross-site` (or `same-site` from a sibling
+    subdomain or another port of the host) and send its `Origin`; API clients send neither,
+    and a same-origin page (the progress page) says `same-origin`. A form can only declare a
+    form or text/plain Content-Type, never JSON. With tokens on, a browser never attaches one
+    by itself; without them (API_AUTH=none) these checks are all that stands in the way.
     """
-    if request.headers.get("sec-fetch-site", "").strip().lower() == "cross-site":
+    site = request.headers.get("sec-fetch-site", "").strip().lower()
+    if site not in ("", "same-origin", "none"):
         raise Problem(
             403,
             "Forbidden",
-            "cross-site requests may not change anything: this one came from a page of "
-            "another site (Sec-Fetch-Site: cross-site)",
+            "requests from another site's pages may not change anything: this one came from "
+            f"one (Sec-Fetch-Site: {site})",
         )
+    origin = request.headers.get("origin")
+    if origin is not None:
+        hosts = {request.headers.get("host", "").lower()}
+        hosts.add(request.headers.get("x-forwarded-host", "").lower())
+        if urlsplit(origin).netloc.lower() not in hosts - {""}:
+            raise Problem(
+                403,
+                "Forbidden",
+                f"requests from another site's pages may not change anything: Origin {origin} "
+                "is not this API's",
+            )
     media_type = _media_type(request)
     if media_type is not None and media_type != JSON_MEDIA_TYPE:
+        raise _unsupported_media_type()
+
+
+def require_json(request: Request) -> None:
+    """An enqueue always declares its JSON, even when its body is empty: a cross-site page can
+    send a POST with no Content-Type as a simple request, never one with this one."""
+    if _media_type(request) != JSON_MEDIA_TYPE:
         raise _unsupported_media_type()
 
 

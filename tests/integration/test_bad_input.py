@@ -12,6 +12,7 @@ from tests.support.databases import count_workflows
 
 JSON = {"content-type": "application/json"}
 CROSS_SITE = {"sec-fetch-site": "cross-site"}
+SAME_SITE = {"sec-fetch-site": "same-site"}
 ID_RULE = "workflow id must be"
 
 
@@ -50,8 +51,20 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/workflows", {"json": {"num_step": 5}}, 422, "num_step"),
     ("POST", "/workflows", {"content": b"x" * 20000, "headers": JSON}, 413, "larger than"),
     ("POST", "/workflows", {"content": b"num_steps=5"}, 415, "application/json"),
-    ("POST", "/workflows", {"headers": {"Idempotency-Key": "has space"}}, 400, "Idempotency-Key"),
-    ("POST", "/workflows", {"headers": {"Idempotency-Key": "k" * 256}}, 400, "Idempotency-Key"),
+    (
+        "POST",
+        "/workflows",
+        {"headers": {**JSON, "Idempotency-Key": "has space"}},
+        400,
+        "Idempotency-Key",
+    ),
+    (
+        "POST",
+        "/workflows",
+        {"headers": {**JSON, "Idempotency-Key": "k" * 256}},
+        400,
+        "Idempotency-Key",
+    ),
     ("GET", "/workflows?limit=0", {}, 400, "limit"),
     ("GET", "/workflows?limit=501", {}, 400, "limit"),
     ("GET", "/workflows?limit=ten", {}, 400, "limit"),
@@ -119,6 +132,21 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     ("POST", "/workflows", {"json": {}, "headers": CROSS_SITE}, 403, "cross-site"),
     ("POST", "/workflows/unknown/cancel", {"headers": CROSS_SITE}, 403, "cross-site"),
     ("POST", "/workflows/unknown/resume", {"headers": CROSS_SITE}, 403, "cross-site"),
+    # A sibling site (another port of the host, another subdomain) is another site too, and a
+    # page's Origin must be the API's own.
+    ("POST", "/workflows", {"json": {}, "headers": SAME_SITE}, 403, "same-site"),
+    ("POST", "/workflows/unknown/cancel", {"headers": SAME_SITE}, 403, "same-site"),
+    (
+        "POST",
+        "/workflows",
+        {"json": {}, "headers": {"origin": "http://evil.example"}},
+        403,
+        "Origin http://evil.example is not this API's",
+    ),
+    ("POST", "/workflows", {"json": {}, "headers": {"origin": "null"}}, 403, "Origin null"),
+    # An enqueue declares its JSON even with no body: a simple cross-site POST can't.
+    ("POST", "/workflows", {}, 415, "even with an empty body"),
+    ("POST", "/workflows:batch", {}, 415, "application/json"),
     # Integral floats are integers; fractions, strings, booleans and NaN are not.
     ("POST", "/workflows", {"json": {"priority": 2.5}}, 422, "priority"),
     ("POST", "/workflows", {"json": {"priority": "5"}}, 422, "priority"),
@@ -198,14 +226,14 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any], int, str]] = [
     (
         "POST",
         "/workflows",
-        {"headers": {"Idempotency-Key": "é".encode() * 300}},
+        {"headers": {**JSON, "Idempotency-Key": "é".encode() * 300}},
         400,
         "Idempotency-Key",
     ),
     (
         "POST",
         "/workflows",
-        {"headers": {"Idempotency-Key": "clé".encode("latin-1")}},
+        {"headers": {**JSON, "Idempotency-Key": "clé".encode("latin-1")}},
         400,
         "Idempotency-Key",
     ),

@@ -35,7 +35,8 @@ def test_workflow_progress_climbs_to_success(stack: Stack) -> None:
 
 def test_empty_body_enqueues_the_ten_step_default(stack: Stack) -> None:
     api = stack.api
-    response = api.http.post("/workflows")
+    # An empty body, declared as JSON (curl -X POST -H 'Content-Type: application/json').
+    response = api.http.post("/workflows", headers={"Content-Type": "application/json"})
     assert response.status_code == 202
     workflow_id = response.json()["workflow_id"]
     workflow = api.workflow(workflow_id)
