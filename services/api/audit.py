@@ -4,7 +4,9 @@ status and the request's id, and GET /audit to read it (services.contract.audit 
 table).
 
 A call is recorded once its answer is known, refused ones included (a 409, a 422). A replay of
-an idempotent request changes nothing and is not recorded again. Calls refused before they
+an idempotent request changes nothing and is not recorded again, unless the call it repeats
+was not recorded as done (it timed out with a 503 while its work went on, say): then the
+replay is, so no workflow is made without a record of it. Calls refused before they
 could act (no or a bad token, a cross-site or non-JSON POST) are logged, not written: an
 anonymous flood must not fill the database. The row is written after the call's own work: if it
 cannot be written (the database went away in between), the answer stands and the failure is
@@ -74,3 +76,18 @@ class AuditLog:
             query = query.where(log.c.id < before_id)
         with self._engine.connect() as conn:
             return [dict(row._mapping) for row in conn.execute(query)]
+
+    def recorded(self, target: str, action: str) -> bool:
+        """Whether a call of `action` on `target` was recorded as done (a 2xx)."""
+        log = audit_log
+        query = (
+            sa.select(log.c.id)
+            .where(
+                log.c.target == target,
+                log.c.action == action,
+                log.c.outcome.between(200, 299),
+            )
+            .limit(1)
+        )
+        with self._engine.connect() as conn:
+            return conn.execute(query).first() is not None

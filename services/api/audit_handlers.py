@@ -72,6 +72,15 @@ async def audited(request: Request, action: str, handler: Handler) -> Response:
     except Exception:
         await _record(request, action, 500)
         raise
-    if not getattr(request.state, "audit_replayed", False):
-        await _record(request, action, response.status_code)
+    target = getattr(request.state, "audit_target", None)
+    if getattr(request.state, "audit_replayed", False):
+        # Recorded already, unless the call it repeats ended without a record of it done.
+        log: AuditLog = request.state.audit
+        try:
+            done = target is not None and await database_work(request, log.recorded, target, action)
+        except Exception:
+            done = False
+        if done:
+            return response
+    await _record(request, action, response.status_code)
     return response

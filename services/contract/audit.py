@@ -35,6 +35,8 @@ audit_log = sa.Table(
     # JSON: what else says what was done (the workflows a batch created, a workflow's type).
     sa.Column("detail", sa.Text, nullable=True),
     sa.Index("audit_log_at_ms", "at_ms"),
+    # Whether a workflow's enqueue was recorded (a replay of one that was not is).
+    sa.Index("audit_log_target", "target"),
     schema=FLEET_SCHEMA,
 )
 

@@ -142,3 +142,23 @@ def test_every_answer_says_its_request_id_and_the_audit_row_has_it(
         (422, "mine-7"),
         (400, refused.headers["X-Request-Id"]),
     ]
+
+
+def test_a_replay_of_a_call_never_recorded_as_done_is_recorded(
+    system: tuple[str, Caller, Caller, Caller],
+) -> None:
+    url, operator, reader, _ = system
+    keyed = {"Idempotency-Key": "retried-after-a-timeout"}
+    first = operator.post("/workflows", {}, **keyed)
+    assert first.status_code == 202
+    workflow_id = first.json()["workflow_id"]
+    # As when the first call answered 503 on its timeout while its enqueue went through: no
+    # row says it was done.
+    engine = sa.create_engine(url)
+    with with_schemas(engine).begin() as conn:
+        conn.execute(sa.update(audit_log).values(outcome=503, target=None))
+    engine.dispose()
+    assert operator.post("/workflows", {}, **keyed).headers["Idempotent-Replayed"] == "true"
+    assert operator.post("/workflows", {}, **keyed).headers["Idempotent-Replayed"] == "true"
+    done = [e for e in reader.get("/audit").json()["entries"] if e["target"] == workflow_id]
+    assert [(e["action"], e["outcome"]) for e in done] == [("enqueue", 202)]
