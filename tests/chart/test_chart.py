@@ -1093,3 +1093,16 @@ def test_the_api_may_take_jwts_of_an_identity_provider() -> None:
     assert env["API_AUTH_TOKENS_FILE"].endswith("/tokens")
     with pytest.raises(helm_python.HelmError, match=r"api\.auth\.mode=jwt needs"):
         render({"database": {"existingSecret": "db"}, "api": {"auth": {"mode": "jwt"}}})
+    keys_file = {**jwt_values, "jwksUrl": "", "jwksFile": "/etc/jwks/keys.json"}
+    values = {
+        "database": {"existingSecret": "db"},
+        "api": {"auth": {"mode": "jwt", "jwt": keys_file}},
+    }
+    pod = find(render(values), "Deployment", "-api")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["API_AUTH_JWKS_FILE"] == "/etc/jwks/keys.json" and "API_AUTH_JWKS_URL" not in env
+    both = {**jwt_values, "jwksFile": "/etc/jwks/keys.json"}
+    with pytest.raises(helm_python.HelmError, match="jwksUrl or jwksFile, not both"):
+        render(
+            {"database": {"existingSecret": "db"}, "api": {"auth": {"mode": "jwt", "jwt": both}}}
+        )

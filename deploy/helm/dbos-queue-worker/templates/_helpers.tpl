@@ -489,8 +489,11 @@ with |, KEDA's query too): it must match no other pool's queue. */ -}}
 {{- end -}}
 {{- if eq .Values.api.auth.mode "jwt" -}}
 {{- with .Values.api.auth.jwt -}}
-{{- if not (and .issuer .audience .jwksUrl) -}}
-{{- fail "api.auth.mode=jwt needs api.auth.jwt.issuer, api.auth.jwt.audience and api.auth.jwt.jwksUrl: your identity provider's issuer, the audience its tokens name for this API, and its JWKS URL" -}}
+{{- if not (and .issuer .audience (or .jwksUrl .jwksFile)) -}}
+{{- fail "api.auth.mode=jwt needs api.auth.jwt.issuer, api.auth.jwt.audience and api.auth.jwt.jwksUrl (or jwksFile): your identity provider's issuer, the audience its tokens name for this API, and where its signing keys are" -}}
+{{- end -}}
+{{- if and .jwksUrl .jwksFile -}}
+{{- fail "api.auth.jwt: set jwksUrl or jwksFile, not both" -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
