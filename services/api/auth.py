@@ -72,6 +72,10 @@ class Rejected(Exception):
     """A bearer token that is not valid, and why, in words that never repeat it."""
 
 
+class Unavailable(Exception):
+    """Who holds the token can't be told now (the identity provider is away): a 503."""
+
+
 class NoRole(Exception):
     """A valid token whose holder has no role of this API."""
 
@@ -253,6 +257,13 @@ def authorize(authorization: str | None, needed: Role, identify: Identify) -> Id
         identity = identify(token.strip())
     except Rejected as exc:
         raise _unauthorized(str(exc), "invalid_token") from None
+    except Unavailable:
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "the identity provider's keys can't be fetched now; retry shortly",
+            headers={"Retry-After": "5"},
+        ) from None
     except NoRole as exc:
         raise Problem(
             403,

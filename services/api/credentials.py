@@ -34,14 +34,24 @@ def identify_from(settings: ApiSettings) -> Identify | None:
                 role_claim=settings.jwt_role_claim,
                 read_values=_values(settings.jwt_read_values),
                 operate_values=_values(settings.jwt_operate_values),
+                jwks_cache_seconds=settings.jwks_cache_seconds,
             )
         )
+    return Credentials(table, verifier)
 
-    def identify(token: str) -> Identity | None:
-        if table is not None and (known := table.identify(token)) is not None:
+
+class Credentials:
+    """The token file's tokens, then the provider's JWTs. `blocking`: telling may fetch the
+    provider's keys, so it is done off the event loop."""
+
+    def __init__(self, table: TokenTable | None, verifier: JwtVerifier | None) -> None:
+        self._table = table
+        self._verifier = verifier
+        self.blocking = verifier is not None
+
+    def __call__(self, token: str) -> Identity | None:
+        if self._table is not None and (known := self._table.identify(token)) is not None:
             return known
-        if verifier is not None and verifier.looks_like_one(token):
-            return verifier.identify(token)
+        if self._verifier is not None and self._verifier.looks_like_one(token):
+            return self._verifier.identify(token)
         return None
-
-    return identify

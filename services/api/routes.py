@@ -158,9 +158,14 @@ def _route(
         request.state.identity = None
         if identify is not None and not public:
             needed = Role.READ if method in SAFE_METHODS else Role.OPERATE
-            request.state.identity = authorize(
-                request.headers.get("authorization"), needed, identify
-            )
+            header = request.headers.get("authorization")
+            if getattr(identify, "blocking", False):
+                # It may fetch the identity provider's keys: never on the event loop.
+                request.state.identity = await anyio.to_thread.run_sync(
+                    authorize, header, needed, identify
+                )
+            else:
+                request.state.identity = authorize(header, needed, identify)
         if method not in SAFE_METHODS:
             request_body.guard_state_change(request)
         if "workflow_id" in request.path_params:

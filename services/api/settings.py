@@ -57,7 +57,14 @@ class ApiSettings(BaseModel):
     jwt_issuer: str | None = Field(None, alias="API_AUTH_JWT_ISSUER", min_length=1)
     jwt_audience: str | None = Field(None, alias="API_AUTH_JWT_AUDIENCE", min_length=1)
     jwks_file: str | None = Field(None, alias="API_AUTH_JWKS_FILE", min_length=1)
-    jwks_url: str | None = Field(None, alias="API_AUTH_JWKS_URL", pattern="^https?://")
+    # https, but for a provider on the loopback (a local test).
+    jwks_url: str | None = Field(
+        None,
+        alias="API_AUTH_JWKS_URL",
+        pattern=r"^(https://|http://(127\.0\.0\.1|localhost|\[::1\])[:/])",
+    )
+    # How long the provider's keys are used before they are fetched again.
+    jwks_cache_seconds: float = Field(300.0, alias="API_AUTH_JWKS_CACHE_SECONDS", ge=1, le=86400)
     jwt_name_claim: str = Field("sub", alias="API_AUTH_JWT_NAME_CLAIM", min_length=1)
     jwt_role_claim: str = Field("roles", alias="API_AUTH_JWT_ROLE_CLAIM", min_length=1)
     # Comma-separated values of the role claim that give each role.

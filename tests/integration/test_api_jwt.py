@@ -16,9 +16,12 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1
+from cryptography.hazmat.primitives.asymmetric.ec import generate_private_key as ec_key
 
 from services.api import auth
 from tests.conftest import NewDatabase
+from tests.support.polling import wait_for
 from tests.support.processes import Api
 
 ISSUER, AUDIENCE = "https://id.example.com/", "dbos-queue-worker"
@@ -186,3 +189,134 @@ def test_keys_from_the_providers_jwks_url(
         api.stop()
         server.shutdown()
         server.server_close()
+
+
+class JwksServer:
+    """The provider's JWKS endpoint: its keys can change, it can be slow, it can be down."""
+
+    def __init__(self, jwks: bytes) -> None:
+        self.jwks = jwks
+        self.delay = 0.0
+        self.failing = False
+        self.fetches = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.fetches += 1
+                time.sleep(outer.delay)  # a slow provider (the scenario, not a wait)
+                if outer.failing:
+                    self.send_response(503)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(outer.jwks)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/jwks.json"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _url_api(url: str, tmp_path: Path, jwks_url: str, **env: str) -> Api:
+    return Api(
+        url,
+        tmp_path,
+        API_AUTH="jwt",
+        API_AUTH_JWT_ISSUER=ISSUER,
+        API_AUTH_JWT_AUDIENCE=AUDIENCE,
+        API_AUTH_JWKS_URL=jwks_url,
+        **env,
+    )
+
+
+def test_a_key_of_another_type_than_the_tokens_algorithm_is_a_401_not_a_500(
+    api: tuple[Api, str], provider: Provider
+) -> None:
+    served, _ = api
+    ec = ec_key(SECP256R1())
+    # Signed with an EC key, naming the provider's RSA key: PyJWT must refuse, not crash.
+    forged = provider.token(key=ec, alg="ES256", groups=["ops"])
+    answer = _post(served, forged)
+    assert answer.status_code == 401, answer.text
+    assert "Traceback" not in served.service.log()
+
+
+def test_a_key_the_provider_removes_stops_working_and_an_outage_is_a_503(
+    new_migrated_database: NewDatabase, tmp_path: Path, provider: Provider
+) -> None:
+    jwks = JwksServer(provider.path.read_bytes())
+    api = _url_api(
+        new_migrated_database("sqlite"), tmp_path, jwks.url, API_AUTH_JWKS_CACHE_SECONDS="1"
+    )
+    try:
+        api.wait_ready()
+        old = provider.token(roles=["operate"])
+        assert _post(api, old).status_code == 202
+        # The provider is away: the keys it gave stay in use (the API never makes a good token
+        # look bad because of an outage).
+        jwks.failing = True
+        wait_for(
+            lambda: _post(api, old).status_code == 202 and jwks.fetches >= 2,
+            timeout=15,
+            what="a fetch during the outage, the token still accepted",
+        )
+        # The provider rotates its key out: tokens of the old key are refused once the keys
+        # are fetched again.
+        jwks.failing = False
+        replacement = Provider(tmp_path / "next.json")
+        jwks.jwks = replacement.path.read_bytes()
+        wait_for(lambda: _post(api, old).status_code == 401, timeout=15, what="the old key refused")
+        assert _post(api, replacement.token(roles=["operate"])).status_code == 202
+    finally:
+        api.stop()
+        jwks.close()
+
+
+def test_no_keys_yet_is_a_503_and_a_slow_provider_holds_up_no_one_else(
+    new_migrated_database: NewDatabase, tmp_path: Path, provider: Provider
+) -> None:
+    jwks = JwksServer(provider.path.read_bytes())
+    jwks.failing = True
+    api = _url_api(new_migrated_database("sqlite"), tmp_path, jwks.url)
+    try:
+        api.wait_ready()
+        refused = _post(api, provider.token(roles=["operate"]))
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+        # A provider taking 3 s to answer: the health check answers meanwhile.
+        jwks.failing, jwks.delay = False, 3.0
+        done: dict[str, float] = {}
+
+        def slow_call() -> None:
+            _post(api, provider.token(roles=["operate"]))
+            done["jwt"] = time.monotonic()
+
+        caller = threading.Thread(target=slow_call)
+        caller.start()
+        wait_for(lambda: jwks.fetches >= 2, timeout=10, what="the slow fetch to start")
+        assert api.http.get("/healthz").status_code == 200
+        done["healthz"] = time.monotonic()
+        caller.join(timeout=30)
+        assert done["healthz"] < done["jwt"]
+    finally:
+        api.stop()
+        jwks.close()
+
+
+def test_a_broken_edit_of_the_keys_file_trusts_no_key(
+    api: tuple[Api, str], provider: Provider
+) -> None:
+    served, _ = api
+    token = provider.token(groups=["ops"])
+    assert _post(served, token).status_code == 202
+    provider.path.write_text('{"keys": [ {"kty": "RSA", "kid": "k1"')  # cut short
+    wait_for(lambda: _post(served, token).status_code == 401, timeout=10, what="no key trusted")
+    assert "auth.jwks_unusable" in served.service.log()
