@@ -77,7 +77,8 @@ async def audited(request: Request, action: str, handler: Handler) -> Response:
         # Recorded already, unless the call it repeats ended without a record of it done.
         log: AuditLog = request.state.audit
         try:
-            done = target is not None and await database_work(request, log.recorded, target, action)
+            # A batch replayed whole names no workflow of its own: nothing new to record.
+            done = target is None or await database_work(request, log.recorded, target, action)
         except Exception:
             done = False
         if done:

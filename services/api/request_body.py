@@ -47,7 +47,9 @@ def guard_state_change(request: Request) -> None:
             f"one (Sec-Fetch-Site: {site})",
         )
     origin = request.headers.get("origin")
-    if origin is not None:
+    # Sec-Fetch-Site, when given, is the browser's own word (a page can't set it): a same-origin
+    # request passes whatever Host a proxy hands on. The Origin is judged where it is missing.
+    if origin is not None and site != "same-origin":
         hosts = {request.headers.get("host", "").lower()}
         hosts.add(request.headers.get("x-forwarded-host", "").lower())
         if urlsplit(origin).netloc.lower() not in hosts - {""}:

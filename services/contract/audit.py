@@ -49,3 +49,5 @@ audit_policy = sa.Table(
     schema=FLEET_SCHEMA,
 )
 EXPIRE_FUNCTION = f"{FLEET_SCHEMA}.expire_audit"
+# Until the migration sets the age from RETENTION_SECONDS (and its default): seven days.
+DEFAULT_MIN_AGE_MS = 7 * 86_400_000

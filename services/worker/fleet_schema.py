@@ -5,7 +5,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from services.contract import FLEET_SCHEMA
-from services.contract.audit import EXPIRE_FUNCTION, audit_log, audit_policy
+from services.contract.audit import DEFAULT_MIN_AGE_MS, EXPIRE_FUNCTION, audit_log, audit_policy
 from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats, schema_version
 
 # Key of the PostgreSQL advisory lock that serializes schema changes across processes.
@@ -38,9 +38,12 @@ def _add_audit_log(conn: sa.Connection) -> None:
 
 
 def _guard_audit_log(conn: sa.Connection) -> None:
-    """The retention's policy table and, on PostgreSQL, the one way the application role may
-    delete audit rows (services.contract.audit)."""
+    """The retention's policy table (with the default age until the migration sets its own)
+    and, on PostgreSQL, the one way the application role may delete audit rows
+    (services.contract.audit)."""
     audit_policy.create(conn, checkfirst=True)
+    if conn.execute(sa.select(sa.func.count()).select_from(audit_policy)).scalar_one() == 0:
+        conn.execute(sa.insert(audit_policy).values(min_age_ms=DEFAULT_MIN_AGE_MS))
     if conn.dialect.name != "postgresql":
         return
     log, policy = f'"{FLEET_SCHEMA}".{audit_log.name}', f'"{FLEET_SCHEMA}".{audit_policy.name}'
@@ -53,8 +56,10 @@ def _guard_audit_log(conn: sa.Connection) -> None:
                 DELETE FROM {log} WHERE id IN (
                   SELECT id FROM {log}
                   WHERE at_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint
-                    - greatest(older_than_ms, coalesce((SELECT max(min_age_ms) FROM {policy}), 0))
-                  ORDER BY at_ms LIMIT batch)
+                    - greatest(
+                        older_than_ms,
+                        coalesce((SELECT max(min_age_ms) FROM {policy}), {DEFAULT_MIN_AGE_MS}))
+                  ORDER BY at_ms LIMIT least(coalesce(batch, 1000), 10000))
                 RETURNING 1)
               SELECT count(*)::integer FROM gone
             $$"""
@@ -158,7 +163,13 @@ def grant(engine: sa.Engine, role: str) -> None:
         )
         # The audit log: read and add only; rows go through the owner's expiry function.
         log, policy = f'"{FLEET_SCHEMA}".{audit_log.name}', f'"{FLEET_SCHEMA}".{audit_policy.name}'
-        conn.execute(sa.text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {log} FROM {quoted_role}"))
+        conn.execute(
+            sa.text(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {log} FROM {quoted_role}")
+        )
+        # Every column but the id: an id the role could choose would block the API's next
+        # rows (a unique violation), leaving calls without a record.
+        columns = ", ".join(c.name for c in audit_log.columns if c.name != "id")
+        conn.execute(sa.text(f"GRANT INSERT ({columns}) ON {log} TO {quoted_role}"))
         conn.execute(
             sa.text(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON {policy} FROM {quoted_role}")
         )

@@ -56,13 +56,22 @@ def test_the_services_need_no_more_than_the_migration_grants(
                 "DELETE FROM queue_worker.audit_log",
                 "TRUNCATE queue_worker.audit_log",
                 "UPDATE queue_worker.audit_policy SET min_age_ms = 0",
+                # An id of its choosing would block the API's next rows.
+                "INSERT INTO queue_worker.audit_log (id, at_ms, actor, roles, action, outcome,"
+                " request_id) VALUES (999, 0, 'x', '[]', 'enqueue', 202, 'r')",
             ):
                 refused = pytest.raises(sa.exc.ProgrammingError, match="permission denied")
                 with refused, app.begin() as conn:
                     conn.execute(sa.text(statement))
-            # Its expiry deletes nothing younger than the retention the migration set.
+            # Its expiry deletes nothing younger than the retention the migration set, and
+            # without a policy row nothing younger than the default age.
             with app.begin() as conn:
-                expired = conn.execute(sa.text("SELECT queue_worker.expire_audit(0, 1000)"))
+                expired = conn.execute(sa.text("SELECT queue_worker.expire_audit(0, NULL)"))
+                assert expired.scalar_one() == 0
+            with owner.begin() as conn:
+                conn.execute(sa.text("DELETE FROM queue_worker.audit_policy"))
+            with app.begin() as conn:
+                expired = conn.execute(sa.text("SELECT queue_worker.expire_audit(NULL, NULL)"))
                 assert expired.scalar_one() == 0
                 kept = conn.execute(sa.text("SELECT count(*) FROM queue_worker.audit_log"))
                 assert kept.scalar_one() == 1

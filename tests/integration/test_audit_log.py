@@ -162,3 +162,9 @@ def test_a_replay_of_a_call_never_recorded_as_done_is_recorded(
     assert operator.post("/workflows", {}, **keyed).headers["Idempotent-Replayed"] == "true"
     done = [e for e in reader.get("/audit").json()["entries"] if e["target"] == workflow_id]
     assert [(e["action"], e["outcome"]) for e in done] == [("enqueue", 202)]
+    # A batch replayed whole made nothing: not recorded again.
+    batch = {"workflows": [{"idempotency_key": "batch-once"}]}
+    assert operator.post("/workflows:batch", batch).status_code == 202
+    assert operator.post("/workflows:batch", batch).json()["workflows"][0]["replayed"] is True
+    batches = [e for e in reader.get("/audit").json()["entries"] if e["action"] == "enqueue_batch"]
+    assert len(batches) == 1

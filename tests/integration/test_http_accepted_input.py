@@ -40,6 +40,12 @@ def test_an_integral_float_retry_is_the_same_request(idle_stack: Stack) -> None:
         {"content-type": "application/json", "sec-fetch-site": "none"},
         # The progress page, and a client behind a proxy that keeps the Host.
         {"content-type": "application/json", "origin": "http://{host}"},
+        # The browser says same-origin: a proxy that rewrote the Host does not matter.
+        {
+            "content-type": "application/json",
+            "origin": "https://jobs.example.com",
+            "sec-fetch-site": "same-origin",
+        },
     ],
 )
 def test_an_empty_post_enqueues_the_default_workflow(
