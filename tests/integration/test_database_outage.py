@@ -46,7 +46,11 @@ def api_without_database(workdir: Path) -> Iterator[Api]:
 def test_database_calls_fail_fast_with_503(
     api_without_database: Api, method: str, path: str
 ) -> None:
-    body = {"workflows": [{}, {"idempotency_key": "k"}]} if path.endswith(":batch") else None
+    body: object = None
+    if path.endswith(":batch"):
+        body = {"workflows": [{}, {"idempotency_key": "k"}]}
+    elif path == "/workflows" and method == "POST":
+        body = {}
     started = time.monotonic()
     response = api_without_database.http.request(method, path, json=body)
     elapsed = time.monotonic() - started
@@ -80,7 +84,7 @@ def test_a_locked_sqlite_database_gives_503_not_a_hung_request(
 ) -> None:
     url = new_migrated_database("sqlite")
     api = Api(url, tmp_path, API_REQUEST_TIMEOUT_SECONDS="2")
-    key = {"Idempotency-Key": f"locked-{uuid.uuid4()}"}
+    key = {"Idempotency-Key": f"locked-{uuid.uuid4()}", "Content-Type": "application/json"}
     blocker = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
     try:
         api.wait_ready()
