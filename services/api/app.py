@@ -11,10 +11,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from services.api import database
-from services.api.audit import AuditLog
+from services.api.audit import AuditEntry, AuditLog
 from services.api.auth import Identify
 from services.api.credentials import identify_from
 from services.api.db_threads import DatabaseThreads
+from services.api.enqueue_groups import EnqueueGroups
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
 from services.api.metrics_server import metrics_listener
@@ -39,12 +40,17 @@ from services.contract.registry import Registry
 
 logger = logging.getLogger(__name__)
 
+# Audit rows per transaction, and transactions in flight at once.
+AUDIT_GROUP, AUDIT_WRITERS = 500, 2
+
 
 class State(TypedDict):
     settings: ApiSettings
     # Who holds a bearer token; None when API_AUTH=none.
     identify: Identify | None
     audit: AuditLog
+    # The audit rows of concurrent calls, committed together.
+    audit_writes: EnqueueGroups[AuditEntry, None]
     # One thread per pooled database connection (database_work).
     db_threads: DatabaseThreads
     store: Store
@@ -83,6 +89,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         )
         threads = DatabaseThreads(settings.db_pool_size, settings.db_pool_timeout_seconds)
         workflows = Workflows(client, store, threads, settings.application_version, grace_ms, types)
+        audit = AuditLog(engine)
         logger.info("api.started database=%s", engine.dialect.name)
         listener: AbstractAsyncContextManager[None] = nullcontext()
         if settings.metrics_port is not None:
@@ -94,7 +101,10 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
                 yield {
                     "settings": settings,
                     "identify": identify,
-                    "audit": AuditLog(engine),
+                    "audit": audit,
+                    "audit_writes": EnqueueGroups(
+                        threads, audit.record_many, AUDIT_GROUP, AUDIT_WRITERS
+                    ),
                     "db_threads": threads,
                     "store": store,
                     "fleet": fleet,

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from services.api import schemas, views
 from services.api.audit import ANONYMOUS, AuditEntry, AuditLog
 from services.api.auth import Identity
-from services.api.database_work import database_work
+from services.api.database_work import bounded, database_work
 from services.api.handling import Handler, bad_request
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
@@ -49,9 +49,8 @@ async def _record(request: Request, action: str, outcome: int) -> None:
         request_id=state.request_id,
         detail=getattr(state, "audit_detail", None),
     )
-    log: AuditLog = state.audit
     try:
-        await database_work(request, log.record, entry)
+        await bounded(request, state.audit_writes.submit(entry))
     except Exception as exc:
         logger.error(
             "audit.write_failed action=%s outcome=%d request_id=%s error=%s",

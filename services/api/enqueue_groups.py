@@ -1,4 +1,5 @@
-"""Group commit for enqueues: the workflows of concurrent requests, written in one transaction.
+"""Group commit: what concurrent requests write (the enqueues' workflows, the audit log's rows),
+written in one transaction.
 
 Each request hands its workflow in and awaits its own outcome. When no write is in flight, one
 starts at once with everything waiting; requests that come meanwhile wait in the event loop (not
@@ -10,19 +11,16 @@ requests' workflows (enqueue_rows), where each used to cost its own transaction 
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from dbos import EnqueueOptions
+from typing import Generic, TypeVar
 
 from services.api.db_threads import DatabaseThreads
-from services.api.enqueue_rows import Written
 
-# A workflow's enqueue options and its keyword arguments.
-Item = tuple[EnqueueOptions, dict[str, Any]]
-WriteMany = Callable[[Sequence[Item]], list[Written]]
+# What one request writes, and what the write gives it back.
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-class EnqueueGroups:
+class EnqueueGroups(Generic[T, R]):
     """Up to `max_writers` writes in flight at once, each of up to `max_batch` workflows.
 
     More than one writer: a write stuck on a connection (a server gone without a word, until
@@ -31,24 +29,28 @@ class EnqueueGroups:
     """
 
     def __init__(
-        self, threads: DatabaseThreads, write_many: WriteMany, max_batch: int, max_writers: int
+        self,
+        threads: DatabaseThreads,
+        write_many: Callable[[Sequence[T]], list[R]],
+        max_batch: int,
+        max_writers: int,
     ) -> None:
         self._threads = threads
         self._write_many = write_many
         self._max_batch = max_batch
         self._max_writers = max_writers
-        self._pending: list[tuple[Item, asyncio.Future[Written]]] = []
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._writers: set[asyncio.Task[None]] = set()
         self.writes = 0  # transactions committed, for tests and benchmarks
 
-    async def submit(self, item: Item) -> Written:
+    async def submit(self, item: T) -> R:
         """The workflow written, in a transaction that began after the call.
 
         A caller that gives up (cancelled, as by its request's deadline) before its workflow
         was taken into a write leaves nothing behind; once taken, the write goes on without it.
         A failed write fails each of its callers with its error.
         """
-        future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         entry = (item, future)
         self._pending.append(entry)
         if len(self._writers) < self._max_writers:

@@ -50,6 +50,10 @@ STATUS_COLUMNS: Final = {
 }
 
 
+# A workflow's enqueue options and its keyword arguments.
+Item = tuple[EnqueueOptions, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Written:
     """One workflow of the batch: `created` is False when its id existed before."""

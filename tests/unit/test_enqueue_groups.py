@@ -8,8 +8,8 @@ from typing import Any, cast
 import pytest
 
 from services.api.db_threads import DatabaseThreads
-from services.api.enqueue_groups import EnqueueGroups, Item
-from services.api.enqueue_rows import Written
+from services.api.enqueue_groups import EnqueueGroups
+from services.api.enqueue_rows import Item, Written
 
 
 def _item(name: str) -> Item:
