@@ -8,9 +8,10 @@ an idempotent request changes nothing and is not recorded again, unless the call
 was not recorded as done (it timed out with a 503 while its work went on, say): then the
 replay is, so no workflow is made without a record of it. Calls refused before they
 could act (no or a bad token, a cross-site or non-JSON POST) are logged, not written: an
-anonymous flood must not fill the database. The row is written after the call's own work: if it
-cannot be written (the database went away in between), the answer stands and the failure is
-logged with the request's id.
+anonymous flood must not fill the database. An enqueue that creates workflows writes its row in
+the same transaction as the workflows (both are committed, or neither); the other rows are
+written once the call's answer is known, and if one cannot be written (the database went away
+in between), the answer stands and the failure is logged with the request's id.
 """
 
 import json
@@ -19,7 +20,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -49,28 +50,53 @@ class AuditEntry:
     detail: dict[str, Any] | None
 
 
+def insert(conn: sa.Connection, entries: Sequence[AuditEntry]) -> None:
+    """The entries' rows, in the caller's transaction (an enqueue's rows are written with its
+    workflows: both are there, or neither). The connection maps the fleet's schema."""
+    rows = [
+        {
+            "actor": e.actor,
+            "roles": json.dumps(e.roles),
+            "action": e.action,
+            "target": e.target,
+            "outcome": e.outcome,
+            "request_id": e.request_id,
+            "detail": None if e.detail is None else json.dumps(e.detail),
+        }
+        for e in entries
+    ]
+    if conn.dialect.name == "postgresql":
+        # One statement for all, the same text every time: a quarter of what an executemany
+        # costs, which was a third of an enqueue's time under load.
+        conn.execute(_INSERT_POSTGRESQL, {"rows": json.dumps(rows)})
+    else:
+        conn.execute(sa.insert(audit_log).values(at_ms=rules.clock_ms(conn.dialect.name)), rows)
+
+
+def _insert_from_json() -> sa.Insert:
+    """INSERT ... SELECT FROM json_to_recordset(:rows): the rows as one JSON parameter."""
+    columns = [c for c in audit_log.c if c.name not in ("id", "at_ms")]
+    rows = (
+        sa.func.json_to_recordset(sa.cast(sa.bindparam("rows"), sa.JSON))
+        .table_valued(*(sa.column(c.name, c.type) for c in columns))
+        .render_derived(name="r", with_types=True)
+    )
+    select = sa.select(rules.clock_ms("postgresql"), *(rows.c[c.name] for c in columns))
+    return sa.insert(audit_log).from_select(["at_ms", *(c.name for c in columns)], select)
+
+
+_INSERT_POSTGRESQL: Final = _insert_from_json()
+
+
 class AuditLog:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = with_schemas(engine)
-        self._dialect = engine.dialect.name
 
     def record_many(self, entries: Sequence[AuditEntry]) -> list[None]:
         """The rows of concurrent calls, in one transaction (through EnqueueGroups, as the
         enqueues themselves: a row of its own per call would cost each enqueue a transaction)."""
-        rows = [
-            {
-                "actor": e.actor,
-                "roles": json.dumps(e.roles),
-                "action": e.action,
-                "target": e.target,
-                "outcome": e.outcome,
-                "request_id": e.request_id,
-                "detail": None if e.detail is None else json.dumps(e.detail),
-            }
-            for e in entries
-        ]
         with self._engine.begin() as conn:
-            conn.execute(sa.insert(audit_log).values(at_ms=rules.clock_ms(self._dialect)), rows)
+            insert(conn, entries)
         return [None] * len(entries)
 
     def page(self, limit: int, before_id: int | None) -> list[dict[str, Any]]:

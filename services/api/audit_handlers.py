@@ -36,11 +36,15 @@ async def list_audit(request: Request) -> Response:
     )
 
 
-async def _record(request: Request, action: str, outcome: int) -> None:
-    """Write the audit row of this call; a failure is logged, never answered."""
-    identity: Identity | None = request.state.identity
+def entry(request: Request, outcome: int) -> AuditEntry | None:
+    """This call's audit row with its answer's status, or None when the call is not audited.
+    The target is the path's workflow unless the handler named one (request.state)."""
     state = request.state
-    entry = AuditEntry(
+    action: str | None = getattr(state, "audit_action", None)
+    if action is None:
+        return None
+    identity: Identity | None = state.identity
+    return AuditEntry(
         actor=identity.name if identity is not None else ANONYMOUS,
         roles=identity.roles if identity is not None else [],
         action=action,
@@ -49,28 +53,39 @@ async def _record(request: Request, action: str, outcome: int) -> None:
         request_id=state.request_id,
         detail=getattr(state, "audit_detail", None),
     )
+
+
+async def _record(request: Request, outcome: int) -> None:
+    """Write the audit row of this call; a failure is logged, never answered."""
+    state = request.state
+    entry_ = entry(request, outcome)
+    assert entry_ is not None  # audited() named the action
     try:
-        await bounded(request, state.audit_writes.submit(entry))
+        await bounded(request, state.audit_writes.submit(entry_))
     except Exception as exc:
         logger.error(
             "audit.write_failed action=%s outcome=%d request_id=%s error=%s",
-            action,
+            entry_.action,
             outcome,
-            entry.request_id,
+            entry_.request_id,
             type(exc).__name__,
         )
 
 
 async def audited(request: Request, action: str, handler: Handler) -> Response:
-    """The handler's answer, recorded in the audit log once known (see services.api.audit)."""
+    """The handler's answer, recorded in the audit log once known (see services.api.audit),
+    unless the handler wrote its row with its work (request.state.audit_recorded)."""
+    request.state.audit_action = action
     try:
         response = await handler(request)
     except Problem as problem:
-        await _record(request, action, problem.status)
+        await _record(request, problem.status)
         raise
     except Exception:
-        await _record(request, action, 500)
+        await _record(request, 500)
         raise
+    if getattr(request.state, "audit_recorded", False):
+        return response
     target = getattr(request.state, "audit_target", None)
     if getattr(request.state, "audit_replayed", False):
         # Recorded already, unless the call it repeats ended without a record of it done.
@@ -82,5 +97,5 @@ async def audited(request: Request, action: str, handler: Handler) -> Response:
             done = False
         if done:
             return response
-    await _record(request, action, response.status_code)
+    await _record(request, response.status_code)
     return response

@@ -3,7 +3,7 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from services.api import enqueue_bodies, enqueue_input, request_body, schemas, views
+from services.api import audit_handlers, enqueue_bodies, enqueue_input, request_body, schemas, views
 from services.api.database_work import bounded, database_work
 from services.api.enqueue_bodies import EnqueueRequest
 from services.api.enqueue_input import Enqueue, InvalidEnqueue
@@ -33,13 +33,16 @@ async def enqueue_workflow(request: Request) -> Response:
     except InvalidInput as exc:
         raise bad_request(exc) from None
     caller = request.state.identity
+    request.state.audit_detail = {"workflow": enqueue.workflow}
+    # Its audit row goes in with the workflow, in one transaction (202: the answer it gets).
+    audit_entry = audit_handlers.entry(request, 202)
     workflow_id, replayed = await bounded(
-        request, workflows_of(request).enqueue(enqueue, keyed_id, caller)
+        request, workflows_of(request).enqueue(enqueue, keyed_id, caller, audit_entry)
     )
     location = workflow_path(request, workflow_id)
     headers = {"Location": location}
     request.state.audit_target = workflow_id
-    request.state.audit_detail = {"workflow": enqueue.workflow}
+    request.state.audit_recorded = not replayed and audit_entry is not None
     if replayed:
         headers["Idempotent-Replayed"] = "true"
         request.state.audit_replayed = True  # it changed nothing: recorded the first time
@@ -67,15 +70,17 @@ async def enqueue_batch(request: Request) -> Response:
     errors.extend(enqueue_input.repeated_in_batch(batch.workflows, [e for e, _ in items]))
     if errors:
         raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
+    audit_entry = audit_handlers.entry(request, 202)  # written with the batch's workflows
     try:
         enqueued = await database_work(
-            request, workflows_of(request).enqueue_batch, items, request.state.identity
+            request, workflows_of(request).enqueue_batch, items, request.state.identity, audit_entry
         )
     except BatchConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from None
     created = [workflow_id for workflow_id, replayed in enqueued if not replayed]
     request.state.audit_detail = {"workflows": created}
     request.state.audit_replayed = not created
+    request.state.audit_recorded = bool(created) and audit_entry is not None
     return JSONResponse(
         {
             "workflows": [

@@ -1,13 +1,15 @@
 """What the API does with workflows: enqueues (DBOS's rows, written in bulk), reads (the
 Store), cancel and resume."""
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat, WorkflowStatusString
 
-from services.api import enqueue_rows
+from services.api import audit, enqueue_rows
+from services.api.audit import AuditEntry
 from services.api.auth import Identity
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
@@ -33,6 +35,10 @@ RESUMABLE = {
 }
 # A cancelled execution is reported gone at its worker's next heartbeat after its step ends.
 RESUME_RETRY_AFTER_SECONDS = 1
+
+# One workflow to enqueue: its options, its keyword arguments, and the audit log's row to write
+# with it if it is created (its target set to the workflow's id then).
+Item = tuple[EnqueueOptions, dict[str, Any], AuditEntry | None]
 
 
 class WorkflowNotFound(LookupError):
@@ -108,15 +114,20 @@ class Workflows:
         return options
 
     async def enqueue(
-        self, enqueue: Enqueue, workflow_id: str | None, caller: Identity | None = None
+        self,
+        enqueue: Enqueue,
+        workflow_id: str | None,
+        caller: Identity | None = None,
+        audit_entry: AuditEntry | None = None,
     ) -> tuple[str, bool]:
         """Enqueue one workflow; returns its id and whether an earlier request already made it.
 
         Committed together with the enqueues of concurrent requests (one transaction for all),
         but for one with a deduplication id: its collision would fail the others' transaction,
-        so it goes alone.
+        so it goes alone. `audit_entry` is written in the same transaction when the workflow is
+        created (not on a replay), with the workflow's id as its target.
         """
-        item = (self._options(enqueue, workflow_id, caller), enqueue.input)
+        item = (self._options(enqueue, workflow_id, caller), enqueue.input, audit_entry)
         if enqueue.deduplication_id is None:
             written = await self._enqueues.submit(item)
         else:
@@ -128,13 +139,19 @@ class Workflows:
             raise WorkflowConflict("this Idempotency-Key was already used for a different request")
         return written.workflow_id, True
 
-    def _enqueue_many(
-        self, batch: Sequence[tuple[EnqueueOptions, dict[str, Any]]]
-    ) -> list[enqueue_rows.Written]:
+    def _enqueue_many(self, batch: Sequence[Item]) -> list[enqueue_rows.Written]:
         with self._store.begin() as conn:
-            return enqueue_rows.write(conn, self._client, batch)
+            written = enqueue_rows.write(conn, self._client, [(o, k) for o, k, _ in batch])
+            entries = [
+                dataclasses.replace(entry, target=w.workflow_id)
+                for (_, _, entry), w in zip(batch, written, strict=True)
+                if entry is not None and w.created
+            ]
+            if entries:
+                audit.insert(conn, entries)
+            return written
 
-    def _enqueue_alone(self, item: tuple[EnqueueOptions, dict[str, Any]]) -> enqueue_rows.Written:
+    def _enqueue_alone(self, item: Item) -> enqueue_rows.Written:
         try:
             (written,) = self._enqueue_many([item])
         except sa.exc.IntegrityError:
@@ -146,14 +163,18 @@ class Workflows:
         return written
 
     def enqueue_batch(
-        self, batch: list[tuple[Enqueue, str | None]], caller: Identity | None = None
+        self,
+        batch: list[tuple[Enqueue, str | None]],
+        caller: Identity | None = None,
+        audit_entry: AuditEntry | None = None,
     ) -> list[tuple[str, bool]]:
         """Enqueue all of the batch in one transaction, or none of it.
 
         Returns each workflow's id and whether an earlier request with its idempotency key
         already made it; BatchConflict (and nothing enqueued) when a key was used for
         another request, or a deduplication id is held. The ids with a key must be distinct,
-        and so must the (queue, deduplication id) pairs.
+        and so must the (queue, deduplication id) pairs. `audit_entry` is written in the same
+        transaction when the batch creates any workflow, with their ids in its detail.
         """
         items = [(self._options(e, workflow_id, caller), e.input) for e, workflow_id in batch]
         try:
@@ -172,6 +193,10 @@ class Workflows:
                             f"workflows.{index}.idempotency_key was already used for a "
                             "different request; nothing was enqueued",
                         )
+                created = [w.workflow_id for w in written if w.created]
+                if audit_entry is not None and created:
+                    detail = {**(audit_entry.detail or {}), "workflows": created}
+                    audit.insert(conn, [dataclasses.replace(audit_entry, detail=detail)])
         except sa.exc.IntegrityError:
             deduplicated = [i for i, (o, _) in enumerate(items) if o.get("deduplication_id")]
             if not deduplicated:

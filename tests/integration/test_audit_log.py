@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -168,3 +169,37 @@ def test_a_replay_of_a_call_never_recorded_as_done_is_recorded(
     assert operator.post("/workflows:batch", batch).json()["workflows"][0]["replayed"] is True
     batches = [e for e in reader.get("/audit").json()["entries"] if e["action"] == "enqueue_batch"]
     assert len(batches) == 1
+
+
+def test_a_workflow_is_never_created_without_its_audit_row(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # The row goes in with the workflows, in one transaction: when it cannot be written, the
+    # enqueue fails whole, for one workflow and for a batch alike.
+    url = new_migrated_database("postgres")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION queue_worker.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit log refused'; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON queue_worker.audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION queue_worker.refuse()"
+            )
+        )
+    api = Api(url, tmp_path)
+    try:
+        api.wait_ready()
+        one = httpx.post(f"{api.url}/workflows", json={})
+        batch = httpx.post(f"{api.url}/workflows:batch", json={"workflows": [{}, {}]})
+        assert one.status_code >= 500 and batch.status_code >= 500, (one.text, batch.text)
+        with engine.connect() as conn:
+            count = sa.text("SELECT count(*) FROM dbos.workflow_status")
+            assert conn.execute(count).scalar_one() == 0
+    finally:
+        api.stop()
+        engine.dispose()
