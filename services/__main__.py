@@ -11,6 +11,8 @@ import sys
 import threading
 from types import FrameType
 
+from services.contract import logs
+
 SERVICES = ("services.worker", "services.api")
 POLL_SECONDS = 0.2
 
@@ -32,7 +34,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     host, port = os.environ.get("API_HOST", "127.0.0.1"), os.environ.get("API_PORT", "8000")
-    print(f"API on http://{host}:{port}  (worker pid {children[0].pid}; Ctrl-C stops both)")
+    # In the services' format (they refuse a LOG_FORMAT they don't know, and say why).
+    log_format: logs.LogFormat = "json" if os.environ.get("LOG_FORMAT") == "json" else "text"
+    logs.configure("INFO", log_format, service="launcher")
+    logs.get_logger(__name__).info(
+        "local.started", api=f"http://{host}:{port}", worker_pid=children[0].pid, stop="Ctrl-C"
+    )
 
     crashed = False
     while not stop.wait(POLL_SECONDS):

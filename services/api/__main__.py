@@ -1,13 +1,12 @@
 """Entry point: `python -m services.api` serves the API with uvicorn."""
 
-import logging
 import os
 import shutil
 import sys
 import tempfile
 
 from services.api import auth, credentials
-from services.api.settings import ApiSettings
+from services.api.settings import ApiSettings, configure_logs
 from services.contract import registry
 
 
@@ -57,9 +56,7 @@ def main() -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logs(settings)
     if settings.workers > 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _share_metrics_between_processes()
     import uvicorn
@@ -73,6 +70,10 @@ def main() -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # Its lines go to the process's one stream (configure_logs); the access log is the
+        # API's own (services.api.middleware), with the route and the request's id.
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=10,
         http=NoDelayHttpToolsProtocol,
         loop="uvloop",

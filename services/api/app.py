@@ -1,6 +1,5 @@
 """Assembles the Starlette application: routes, error handlers and the lifespan's resources."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TypedDict
@@ -20,25 +19,26 @@ from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
 from services.api.metrics_server import metrics_listener
 from services.api.middleware import (
-    HttpMetricsMiddleware,
+    AccessMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
+    UnexpectedErrorMiddleware,
 )
 from services.api.problems import (
     Problem,
     handle_http_exception,
     handle_problem,
-    handle_unexpected,
 )
 from services.api.routes import routes
-from services.api.settings import ApiSettings
+from services.api.settings import ApiSettings, configure_logs
 from services.api.store import Store
 from services.api.workflows import Workflows
 from services.contract import dbos_tables as tables
+from services.contract import logs
 from services.contract import registry as workflow_registry
 from services.contract.registry import Registry
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 # Audit rows per transaction, and transactions in flight at once.
 AUDIT_GROUP, AUDIT_WRITERS = 500, 2
@@ -90,7 +90,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         threads = DatabaseThreads(settings.db_pool_size, settings.db_pool_timeout_seconds)
         workflows = Workflows(client, store, threads, settings.application_version, grace_ms, types)
         audit = AuditLog(engine)
-        logger.info("api.started database=%s", engine.dialect.name)
+        log.info("api.started", database=engine.dialect.name)
         listener: AbstractAsyncContextManager[None] = nullcontext()
         if settings.metrics_port is not None:
             listener = metrics_listener(
@@ -122,13 +122,13 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
         middleware=[
             Middleware(SecurityHeadersMiddleware),
             Middleware(RequestIdMiddleware),
-            Middleware(HttpMetricsMiddleware, metrics=metrics.http),
+            Middleware(AccessMiddleware, metrics=metrics.http),
+            Middleware(UnexpectedErrorMiddleware),
         ],
         lifespan=lifespan,
         exception_handlers={
             Problem: handle_problem,
             HTTPException: handle_http_exception,
-            Exception: handle_unexpected,
         },
     )
 
@@ -136,7 +136,5 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
 def create_app_from_env() -> Starlette:
     """The factory uvicorn imports in each of its processes when API_WORKERS > 1."""
     settings = ApiSettings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logs(settings)
     return create_app(settings)

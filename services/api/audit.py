@@ -15,7 +15,6 @@ in between), the answer stands and the failure is logged with the request's id.
 """
 
 import json
-import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -27,8 +26,6 @@ import sqlalchemy as sa
 from services.contract import fleet as rules
 from services.contract.audit import audit_log
 from services.contract.dbos_tables import with_schemas
-
-logger = logging.getLogger(__name__)
 
 # An X-Request-Id the caller sends is kept if it looks like an id; otherwise one is made.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")

@@ -1,8 +1,6 @@
 """The audit log's endpoint and the wrapper that records every state-changing call (see
 services.api.audit for what is recorded and when)."""
 
-import logging
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -13,8 +11,9 @@ from services.api.database_work import bounded, database_work
 from services.api.handling import Handler, bad_request
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
+from services.contract import logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 
 async def list_audit(request: Request) -> Response:
@@ -63,12 +62,12 @@ async def _record(request: Request, outcome: int) -> None:
     try:
         await bounded(request, state.audit_writes.submit(entry_))
     except Exception as exc:
-        logger.error(
-            "audit.write_failed action=%s outcome=%d request_id=%s error=%s",
-            entry_.action,
-            outcome,
-            entry_.request_id,
-            type(exc).__name__,
+        log.error(
+            "audit.write_failed",
+            action=entry_.action,
+            outcome=outcome,
+            request_id=entry_.request_id,
+            error=type(exc).__name__,
         )
 
 

@@ -16,7 +16,6 @@ earlier one matched, so the time an answer takes says nothing about which entrie
 import enum
 import hashlib
 import hmac
-import logging
 import os
 import re
 import secrets
@@ -27,8 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.api.problems import Problem
+from services.contract import logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 # Paths anyone may call, whatever API_AUTH says: the page and its files, the probes, the
 # metrics and the API's description; none holds workflow data.
@@ -219,14 +219,12 @@ class TokenTable:
             try:
                 entries, problems = parse_token_file(self._path)
             except OSError as exc:
-                logger.error(
-                    "auth.token_file_unreadable kept=previous reason=%s", type(exc).__name__
-                )
+                log.error("auth.token_file_unreadable", kept="previous", reason=type(exc).__name__)
                 return
             self._stamp, self._entries = stamp, entries
             for problem in problems:
-                logger.error("auth.token_file_problem %s", problem)
-            logger.info("auth.token_file_reloaded tokens=%d", len(entries))
+                log.error("auth.token_file_problem", problem=problem)
+            log.info("auth.token_file_reloaded", tokens=len(entries))
 
 
 REALM = "dbos-queue-worker"

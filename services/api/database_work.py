@@ -1,6 +1,5 @@
 """Database work of a request: off the event loop, bounded in time, failures as problems."""
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,8 +11,9 @@ from services.api.db_threads import DatabaseThreads
 from services.api.problems import Problem
 from services.api.settings import ApiSettings
 from services.api.workflows import WorkflowConflict, WorkflowNotFound
+from services.contract import logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 T = TypeVar("T")
 
 
@@ -43,7 +43,7 @@ async def bounded(request: Request, work: Awaitable[T]) -> T:
     except Exception as exc:
         if not (isinstance(exc, TimeoutError) or is_unavailable(exc)):
             raise
-        logger.warning("api.database_unavailable error=%s", type(exc).__name__)
+        log.warning("api.database_unavailable", error=type(exc).__name__)
         raise Problem(
             503,
             "Service Unavailable",

@@ -10,6 +10,7 @@ requests' workflows (enqueue_rows), where each used to cost its own transaction 
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -54,7 +55,10 @@ class EnqueueGroups(Generic[T, R]):
         entry = (item, future)
         self._pending.append(entry)
         if len(self._writers) < self._max_writers:
-            self._writers.add(asyncio.create_task(self._write_while_pending()))
+            # In a context of its own: it writes for many requests, and must not log under
+            # the request id of the one that happened to start it.
+            writer = asyncio.create_task(self._write_while_pending(), context=contextvars.Context())
+            self._writers.add(writer)
         try:
             return await future
         finally:

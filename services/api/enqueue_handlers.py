@@ -10,7 +10,7 @@ from services.api.enqueue_input import Enqueue, InvalidEnqueue
 from services.api.handling import bad_request, registry_of, workflow_path, workflows_of
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
-from services.api.workflows import BatchConflict
+from services.api.workflows import BatchConflict, Origin
 
 
 def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueue:
@@ -18,6 +18,15 @@ def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueu
         return enqueue_input.resolve(body, registry_of(request), prefix)
     except InvalidEnqueue as exc:
         raise request_body.unprocessable(exc.errors) from None
+
+
+def _origin(request: Request) -> Origin:
+    # The audit row goes in with the workflows, in one transaction (202: the answer it gets).
+    return Origin(
+        caller=request.state.identity,
+        request_id=request.state.request_id,
+        audit_entry=audit_handlers.entry(request, 202),
+    )
 
 
 async def enqueue_workflow(request: Request) -> Response:
@@ -32,17 +41,15 @@ async def enqueue_workflow(request: Request) -> Response:
         keyed_id = None if key is None else schemas.idempotency_workflow_id(key)
     except InvalidInput as exc:
         raise bad_request(exc) from None
-    caller = request.state.identity
     request.state.audit_detail = {"workflow": enqueue.workflow}
-    # Its audit row goes in with the workflow, in one transaction (202: the answer it gets).
-    audit_entry = audit_handlers.entry(request, 202)
+    origin = _origin(request)
     workflow_id, replayed = await bounded(
-        request, workflows_of(request).enqueue(enqueue, keyed_id, caller, audit_entry)
+        request, workflows_of(request).enqueue(enqueue, keyed_id, origin)
     )
     location = workflow_path(request, workflow_id)
     headers = {"Location": location}
     request.state.audit_target = workflow_id
-    request.state.audit_recorded = not replayed and audit_entry is not None
+    request.state.audit_recorded = not replayed and origin.audit_entry is not None
     if replayed:
         headers["Idempotent-Replayed"] = "true"
         request.state.audit_replayed = True  # it changed nothing: recorded the first time
@@ -70,17 +77,15 @@ async def enqueue_batch(request: Request) -> Response:
     errors.extend(enqueue_input.repeated_in_batch(batch.workflows, [e for e, _ in items]))
     if errors:
         raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
-    audit_entry = audit_handlers.entry(request, 202)  # written with the batch's workflows
+    origin = _origin(request)
     try:
-        enqueued = await database_work(
-            request, workflows_of(request).enqueue_batch, items, request.state.identity, audit_entry
-        )
+        enqueued = await database_work(request, workflows_of(request).enqueue_batch, items, origin)
     except BatchConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from None
     created = [workflow_id for workflow_id, replayed in enqueued if not replayed]
     request.state.audit_detail = {"workflows": created}
     request.state.audit_replayed = not created
-    request.state.audit_recorded = bool(created) and audit_entry is not None
+    request.state.audit_recorded = bool(created) and origin.audit_entry is not None
     return JSONResponse(
         {
             "workflows": [

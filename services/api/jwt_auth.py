@@ -10,7 +10,6 @@ valid token that maps to neither is refused with 403.
 """
 
 import json
-import logging
 import os
 import threading
 import time
@@ -21,8 +20,9 @@ from typing import Any
 import jwt
 
 from services.api.auth import Identity, NoRole, Rejected, Role, Unavailable
+from services.contract import logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 LEEWAY_SECONDS = 30
@@ -159,12 +159,12 @@ class JwtVerifier:
                     self._stamp = stamp
                     try:
                         self._keys = self._read_file(path)
-                        logger.info("auth.jwks_reloaded keys=%d", len(self._keys))
+                        log.info("auth.jwks_reloaded", keys=len(self._keys))
                     except ValueError as exc:
                         # A changed file always takes effect: one that doesn't read has no
                         # keys (a key removed in a broken edit must not stay trusted).
                         self._keys = []
-                        logger.error("auth.jwks_unusable keys=0 reason=%s", exc)
+                        log.error("auth.jwks_unusable", keys=0, reason=str(exc))
         return self._keys
 
     def _fetched(self, refresh: bool) -> list[jwt.PyJWK]:
@@ -184,7 +184,7 @@ class JwtVerifier:
                 if self._keys is None:
                     raise ProviderUnavailable(str(exc)) from None
                 # The last keys stand while the provider is away (logged, tried again later).
-                logger.warning("auth.jwks_unreachable kept=previous reason=%s", type(exc).__name__)
+                log.warning("auth.jwks_unreachable", kept="previous", reason=type(exc).__name__)
                 cache = self._settings.jwks_cache_seconds
                 self._fetched_at = now - cache + min(cache, 30.0)  # tried again in <= 30 s
             except jwt.PyJWKClientError as exc:

@@ -10,7 +10,12 @@ from typing import Any, Final, TypeVar
 import sqlalchemy as sa
 
 from services import contract
-from services.contract.dbos_tables import workflow_events, workflow_input, workflow_status
+from services.contract.dbos_tables import (
+    string_attribute,
+    workflow_events,
+    workflow_input,
+    workflow_status,
+)
 
 PORTABLE_JSON = "portable_json"
 
@@ -207,22 +212,12 @@ def record(row: sa.Row[Any]) -> WorkflowRecord:
         steps_completed=steps_completed,
         num_steps=num_steps,
         inputs=inputs,
-        request_digest=_request_digest(row.attributes),
+        request_digest=string_attribute(row.attributes, REQUEST_DIGEST_ATTRIBUTE),
     )
 
 
 # The key of the request's digest in DBOS's attributes of a workflow the API enqueued.
 REQUEST_DIGEST_ATTRIBUTE: Final = "queue_worker_request"
-
-
-def _request_digest(attributes: Any) -> str | None:
-    if isinstance(attributes, str):  # SQLite stores the JSON as text
-        try:
-            attributes = json.loads(attributes)
-        except ValueError:
-            return None
-    digest = attributes.get(REQUEST_DIGEST_ATTRIBUTE) if isinstance(attributes, dict) else None
-    return digest if isinstance(digest, str) else None
 
 
 def _portable(value: str | None, serialization: str | None) -> Any:

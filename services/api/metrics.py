@@ -5,7 +5,6 @@ aggregate them with max(), never sum(). HTTP metrics are per process; with sever
 processes they are shared through PROMETHEUS_MULTIPROC_DIR and summed at scrape time.
 """
 
-import logging
 import os
 import threading
 import time
@@ -17,9 +16,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from services.api.fleet import QUEUED_STATUSES, Fleet, FleetSnapshot
-from services.contract import METRIC_PREFIX, QUEUE_LOAD_METRIC
+from services.contract import METRIC_PREFIX, QUEUE_LOAD_METRIC, logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 
 class QueueCollector(Collector):
@@ -46,7 +45,7 @@ class QueueCollector(Collector):
             try:
                 snapshot: FleetSnapshot | None = self._fleet.snapshot(self._grace_ms)
             except Exception as exc:
-                logger.warning("metrics.collection_failed error=%s", type(exc).__name__)
+                log.warning("metrics.collection_failed", error=type(exc).__name__)
                 self._errors.inc()
                 snapshot = None
             self._cached = (time.monotonic(), snapshot)

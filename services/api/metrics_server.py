@@ -12,7 +12,6 @@ signals.
 """
 
 import contextlib
-import logging
 import socket
 from collections.abc import AsyncIterator, Iterator
 
@@ -26,8 +25,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.api.metrics import Metrics
+from services.contract import logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 
 class _Listener(uvicorn.Server):
@@ -71,7 +71,7 @@ async def metrics_listener(
     server = _Listener(config)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(server.serve, [sock])
-        logger.info("api.metrics_listening host=%s port=%d", host, port)
+        log.info("api.metrics_listening", host=host, port=port)
         try:
             yield
         finally:

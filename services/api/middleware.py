@@ -1,6 +1,7 @@
-"""Plain ASGI middleware: the HTTP metrics of every request, its id, and the security headers
-of every answer."""
+"""Plain ASGI middleware: every request's id, its metrics and its access log line, the answer
+to an unexpected error, and the security headers of every answer."""
 
+import logging
 import time
 from typing import Final
 
@@ -8,11 +9,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.audit import request_id
 from services.api.metrics import HttpMetrics
+from services.api.problems import Problem, problem_response
+from services.contract import logs
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# What the kubelet and Prometheus call every few seconds: their access lines are at DEBUG.
+PROBE_ROUTES: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+access_log = logs.get_logger("services.api.access")
+log = logs.get_logger(__name__)
 
 
-class HttpMetricsMiddleware:
+class AccessMiddleware:
+    """The metrics of every request and its line in the access log: method, route template,
+    status, duration (and, bound by RequestIdMiddleware, the request's id)."""
+
     def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
         self.app = app
         self.metrics = metrics
@@ -37,7 +48,49 @@ class HttpMetricsMiddleware:
             # must stay few. The router records the route it matched in the scope.
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
-            self.metrics.observe(route, method, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.metrics.observe(route, method, status, seconds)
+            level = logging.DEBUG if route in PROBE_ROUTES and status < 500 else logging.INFO
+            access_log.log(
+                level,
+                "http.request",
+                method=method,
+                route=route,
+                status=status,
+                duration_ms=round(seconds * 1000, 2),
+            )
+
+
+class UnexpectedErrorMiddleware:
+    """An exception no handler answered: logged once, with its traceback and the request's
+    id, and answered with a 500 problem (nothing of the exception's text, which may hold SQL
+    or connection details). Not raised on: Starlette's outermost handler would log it again,
+    and uvicorn close the connection, failing the client's next request on it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_start)
+        except Exception as exc:
+            log.error("api.unhandled_error", exc_info=exc, path=scope["path"])
+            if started:
+                raise  # too late for an answer of our own: the server ends the response
+            problem = Problem(
+                500, "Internal Server Error", "the server failed to handle this request"
+            )
+            await problem_response(problem, scope["path"])(scope, receive, send)
 
 
 # Sent with every answer: no MIME sniffing, no framing (clickjacking), no Referer to other
@@ -89,6 +142,7 @@ class RequestIdMiddleware:
         given = None if header is None else header.decode("latin-1")
         identifier = request_id(given)
         scope.setdefault("state", {})["request_id"] = identifier
+        bound = logs.bind(request_id=identifier)  # on every line logged for this request
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -99,4 +153,7 @@ class RequestIdMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            logs.unbind(bound)

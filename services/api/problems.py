@@ -1,16 +1,11 @@
 """Errors as RFC 9457 `application/problem+json` responses."""
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-
-from services.api.middleware import DEFAULT_CSP, SECURITY_HEADERS
-
-logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
@@ -69,23 +64,3 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     return problem_response(
         Problem(exc.status_code, title, detail, headers=headers), request.url.path
     )
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    # The exception text may hold SQL or connection details: log it, never send it.
-    # repr: a path may hold an encoded newline, which must not start a log line of its own.
-    logger.error("api.unhandled_error path=%r", request.url.path, exc_info=exc)
-    # Answered outside the middleware (by Starlette's outermost error handler): the security
-    # headers are given here.
-    headers = {k.decode(): v.decode() for k, v in SECURITY_HEADERS}
-    headers["content-security-policy"] = DEFAULT_CSP.decode()
-    identifier = getattr(request.state, "request_id", None)
-    if identifier is not None:
-        headers["x-request-id"] = identifier
-    problem = Problem(
-        500,
-        "Internal Server Error",
-        "the server failed to handle this request",
-        headers=headers,
-    )
-    return problem_response(problem, request.url.path)

@@ -2,7 +2,6 @@
 services.api.enqueue_handlers. Handlers validate input, then run the blocking database work
 in a thread."""
 
-import logging
 from collections.abc import Mapping
 from typing import Final
 
@@ -32,8 +31,9 @@ from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.settings import ApiSettings
 from services.api.store import Store
+from services.contract import logs
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD"})
 
@@ -111,7 +111,7 @@ async def readyz(request: Request) -> Response:
         with anyio.fail_after(settings.readiness_timeout_seconds):
             await anyio.to_thread.run_sync(store.ping, abandon_on_cancel=True)
     except Exception as exc:
-        logger.warning("api.not_ready error=%s", type(exc).__name__)
+        log.warning("api.not_ready", error=type(exc).__name__)
         return JSONResponse(
             {"status": "unavailable", "reason": "database not reachable or not migrated"},
             status_code=503,

@@ -7,6 +7,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services import contract
+from services.contract import logs
+from services.contract.logs import LogFormat
 
 
 class ApiSettings(BaseModel):
@@ -48,6 +50,8 @@ class ApiSettings(BaseModel):
     request_timeout_seconds: float = Field(20.0, alias="API_REQUEST_TIMEOUT_SECONDS", gt=0, le=300)
     readiness_timeout_seconds: float = Field(1.0, alias="API_READINESS_TIMEOUT_SECONDS", gt=0)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # One line per record: "text" to read in a terminal, "json" for a log pipeline (the chart).
+    log_format: LogFormat = Field("text", alias="LOG_FORMAT")
     # Who may call it: "none" (anyone who reaches it: `make run`), or "tokens": bearer tokens
     # with roles from a file of digests (services.api.auth), which the chart mounts.
     # "jwt": JWTs of an identity provider (services.api.jwt_auth), and the tokens of
@@ -120,3 +124,13 @@ class ApiSettings(BaseModel):
             return cls.model_validate(present)
         except ValidationError as exc:
             raise ValueError(f"invalid API configuration: {exc}") from None
+
+
+def configure_logs(settings: ApiSettings) -> None:
+    """The process's one log stream (services.contract.logs), its lines naming the API."""
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        service="api",
+        application_version=settings.application_version,
+    )

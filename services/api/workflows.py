@@ -3,7 +3,8 @@ Store), cancel and resume."""
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat, WorkflowStatusString
@@ -23,6 +24,7 @@ from services.api.listing import (
 )
 from services.api.steps import StepRecord
 from services.api.store import Store
+from services.contract.dbos_tables import REQUEST_ID_ATTRIBUTE
 from services.contract.registry import Registry
 
 # Workflows of concurrent requests written in one transaction, at most, and such transactions
@@ -63,6 +65,19 @@ class WorkflowConflict(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where an enqueue comes from: who asked (None without authentication), the id of its
+    HTTP request, and the audit log's row of the call (None when not audited)."""
+
+    caller: Identity | None = None
+    request_id: str | None = None
+    audit_entry: AuditEntry | None = None
+
+
+ANONYMOUS: Final = Origin()
+
+
 class Workflows:
     def __init__(
         self,
@@ -83,17 +98,21 @@ class Workflows:
             threads, self._enqueue_many, MAX_ENQUEUE_GROUP, ENQUEUE_WRITERS
         )
 
-    def _options(
-        self, enqueue: Enqueue, workflow_id: str | None, caller: Identity | None
-    ) -> EnqueueOptions:
+    def _options(self, enqueue: Enqueue, workflow_id: str | None, origin: Origin) -> EnqueueOptions:
+        attributes = {
+            # What a retry with the same idempotency key is compared with.
+            REQUEST_DIGEST_ATTRIBUTE: enqueue.digest,
+        }
+        if origin.request_id is not None:
+            # The worker's log lines for the workflow name the request that made it.
+            attributes[REQUEST_ID_ATTRIBUTE] = origin.request_id
         options: EnqueueOptions = {
             "queue_name": enqueue.queue,
             "workflow_name": enqueue.workflow,
             # Pinned, so only workers of this version take it (see README: versions).
             "app_version": self._application_version,
             "serialization_type": WorkflowSerializationFormat.PORTABLE,
-            # What a retry with the same idempotency key is compared with.
-            "attributes": {REQUEST_DIGEST_ATTRIBUTE: enqueue.digest},
+            "attributes": attributes,
         }
         if enqueue.priority is not None:
             options["priority"] = enqueue.priority
@@ -107,27 +126,24 @@ class Workflows:
             options["deduplication_id"] = enqueue.deduplication_id
         if workflow_id is not None:
             options["workflow_id"] = workflow_id
-        if caller is not None:
+        if origin.caller is not None:
             # Who asked, as DBOS records it with the workflow (and its steps can read).
-            options["authenticated_user"] = caller.name
-            options["authenticated_roles"] = caller.roles
+            options["authenticated_user"] = origin.caller.name
+            options["authenticated_roles"] = origin.caller.roles
         return options
 
     async def enqueue(
-        self,
-        enqueue: Enqueue,
-        workflow_id: str | None,
-        caller: Identity | None = None,
-        audit_entry: AuditEntry | None = None,
+        self, enqueue: Enqueue, workflow_id: str | None, origin: Origin = ANONYMOUS
     ) -> tuple[str, bool]:
         """Enqueue one workflow; returns its id and whether an earlier request already made it.
 
         Committed together with the enqueues of concurrent requests (one transaction for all),
         but for one with a deduplication id: its collision would fail the others' transaction,
-        so it goes alone. `audit_entry` is written in the same transaction when the workflow is
-        created (not on a replay), with the workflow's id as its target.
+        so it goes alone. The origin's audit entry is written in the same transaction when the
+        workflow is created (not on a replay), with the workflow's id as its target.
         """
-        item = (self._options(enqueue, workflow_id, caller), enqueue.input, audit_entry)
+        options = self._options(enqueue, workflow_id, origin)
+        item = (options, enqueue.input, origin.audit_entry)
         if enqueue.deduplication_id is None:
             written = await self._enqueues.submit(item)
         else:
@@ -163,20 +179,18 @@ class Workflows:
         return written
 
     def enqueue_batch(
-        self,
-        batch: list[tuple[Enqueue, str | None]],
-        caller: Identity | None = None,
-        audit_entry: AuditEntry | None = None,
+        self, batch: list[tuple[Enqueue, str | None]], origin: Origin = ANONYMOUS
     ) -> list[tuple[str, bool]]:
         """Enqueue all of the batch in one transaction, or none of it.
 
         Returns each workflow's id and whether an earlier request with its idempotency key
         already made it; BatchConflict (and nothing enqueued) when a key was used for
         another request, or a deduplication id is held. The ids with a key must be distinct,
-        and so must the (queue, deduplication id) pairs. `audit_entry` is written in the same
-        transaction when the batch creates any workflow, with their ids in its detail.
+        and so must the (queue, deduplication id) pairs. The origin's audit entry is written in
+        the same transaction when the batch creates any workflow, with their ids in its detail.
         """
-        items = [(self._options(e, workflow_id, caller), e.input) for e, workflow_id in batch]
+        items = [(self._options(e, workflow_id, origin), e.input) for e, workflow_id in batch]
+        audit_entry = origin.audit_entry
         try:
             with self._store.begin() as conn:
                 written = enqueue_rows.write(conn, self._client, items)

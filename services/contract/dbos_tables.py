@@ -2,7 +2,8 @@
 the columns of DBOS 3.4's tables this project touches, its workflow statuses, and the mapping
 of schemas per database (schema "dbos" on PostgreSQL, the main schema on SQLite)."""
 
-from typing import Final
+import json
+from typing import Any, Final
 
 import sqlalchemy as sa
 from dbos import WorkflowStatusString
@@ -11,6 +12,9 @@ from sqlalchemy.dialects import postgresql
 from services.contract import fleet
 
 DBOS_SCHEMA: Final = "dbos"
+# The attribute in which the API records the id of the HTTP request that enqueued a workflow:
+# the worker's log lines for that workflow carry it.
+REQUEST_ID_ATTRIBUTE: Final = "queue_worker_request_id"
 
 # DBOS's statuses, in its own order; and the ones that are still in a queue's hands.
 STATUSES: Final = tuple(status.value for status in WorkflowStatusString)
@@ -120,6 +124,12 @@ workflow_output = sa.Table(
 payload_tables: Final = (workflow_input, workflow_output, operation_outputs)
 
 
+# The version of DBOS's schema, which its migrations keep (one row).
+dbos_migrations = sa.Table(
+    "dbos_migrations", metadata, sa.Column("version", sa.BigInteger), schema=DBOS_SCHEMA
+)
+
+
 def with_schemas(engine: sa.Engine) -> sa.Engine:
     """The engine, with DBOS's and the fleet's schemas mapped for its database (SQLite has
     only one schema)."""
@@ -132,3 +142,15 @@ def with_schemas(engine: sa.Engine) -> sa.Engine:
 def now_ms(engine: sa.Engine) -> sa.ColumnElement[int]:
     """The database's clock in epoch milliseconds (the clock heartbeats are written with)."""
     return fleet.clock_ms(engine.dialect.name)
+
+
+def string_attribute(attributes: Any, key: str) -> str | None:
+    """A string among a workflow's attributes (its `attributes` column: JSON, which SQLite
+    stores as text), or None when it has none or another kind of value."""
+    if isinstance(attributes, str):
+        try:
+            attributes = json.loads(attributes)
+        except ValueError:
+            return None
+    value = attributes.get(key) if isinstance(attributes, dict) else None
+    return value if isinstance(value, str) else None

@@ -2,14 +2,12 @@
 `... versions` says which application versions' workers can be removed."""
 
 import argparse
-import logging
 import sys
 
 from dbos import DBOS, DBOSClient
 
-from services.contract import APP_NAME, dbos_tables
+from services.contract import APP_NAME, dbos_tables, logs
 from services.contract import registry as workflow_registry
-from services.contract.fleet import SCHEMA_VERSION
 from services.contract.registry import Registry
 from services.worker import database, deletion_cost, fleet_schema, serving, versions
 from services.worker.executions import EXECUTIONS
@@ -29,9 +27,7 @@ def migrate(settings: WorkerSettings, registry: Registry, app_role: str | None) 
     )
     try:
         found = fleet_schema.upgrade(dbos_tables.with_schemas(engine))
-        logging.getLogger(__name__).info(
-            "worker.fleet_schema from_version=%d to_version=%d", found, max(found, SCHEMA_VERSION)
-        )
+        fleet_schema.report(dbos_tables.with_schemas(engine), found)
         fleet_schema.set_audit_retention(
             dbos_tables.with_schemas(engine), int(settings.retention_seconds * 1000)
         )
@@ -96,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        service="worker",
+        executor_id=settings.executor_id,
+        application_version=settings.application_version,
     )
     if args.command == "migrate":
         migrate(settings, registry, args.app_role)
-        logging.getLogger(__name__).info("worker.migrated")
     elif args.command == "versions":
         print(versions.render(versions.report(settings), args.json))
     elif args.command == "set-latest-version":
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(exc, file=sys.stderr)
             return 2
-        logging.getLogger(__name__).info("worker.latest_version_set version=%s", args.version)
+        logs.get_logger(__name__).info("worker.latest_version_set", version=args.version)
     else:
         try:
             queues = serving.served_queues(settings, registry)

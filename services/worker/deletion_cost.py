@@ -15,7 +15,6 @@ workflow: a workflow only sets an event, and a thread of its own talks to the AP
 timeouts and survives whatever a patch raises.
 """
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,10 +22,11 @@ from pathlib import Path
 
 from prometheus_client import Counter, Gauge
 
+from services.contract import logs
 from services.worker.pod_api import PodApi, PodApiError
 from services.worker.settings import WorkerSettings
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
 MIN_INTERVAL_SECONDS = 1.0
@@ -121,11 +121,8 @@ class DeletionCost:
                 self._patches.labels("failed").inc()
             reason = str(exc) if isinstance(exc, PodApiError) else type(exc).__name__
             if reason != self._failing:
-                logger.warning(
-                    "deletion_cost.patch_failed pod=%s cost=%d reason=%s",
-                    self._api.pod_name,
-                    count,
-                    reason,
+                log.warning(
+                    "deletion_cost.patch_failed", pod=self._api.pod_name, cost=count, reason=reason
                 )
                 self._failing = reason
             return False
@@ -134,9 +131,9 @@ class DeletionCost:
         if self._written is not None:
             self._written.set(count)
         if self._failing is not None:
-            logger.info("deletion_cost.patch_recovered pod=%s cost=%d", self._api.pod_name, count)
+            log.info("deletion_cost.patch_recovered", pod=self._api.pod_name, cost=count)
             self._failing = None
-        logger.debug("deletion_cost.patched pod=%s cost=%d", self._api.pod_name, count)
+        log.debug("deletion_cost.patched", pod=self._api.pod_name, cost=count)
         return True
 
 
@@ -158,12 +155,11 @@ def from_settings(
         settings.kubernetes_host, settings.kubernetes_port, directory, namespace, settings.pod_name
     )
     api.check()
-    logger.info(
-        "deletion_cost.enabled pod=%s namespace=%s api=%s:%d",
-        settings.pod_name,
-        namespace,
-        settings.kubernetes_host,
-        settings.kubernetes_port,
+    log.info(
+        "deletion_cost.enabled",
+        pod=settings.pod_name,
+        namespace=namespace,
+        api=f"{settings.kubernetes_host}:{settings.kubernetes_port}",
     )
     return DeletionCost(
         api,

@@ -11,7 +11,6 @@ resumed (a claim whose thread was slow to start), would be listed too late: so r
 is listed, it reads its row and stops before any step unless it still owns the workflow.
 """
 
-import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,9 +19,10 @@ from contextlib import contextmanager
 from dbos import error as dbos_error
 from dbos._context import current_owner_xid
 
+from services.contract import logs
 from services.worker.fleet import WorkflowRow
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 # The exceptions with which an execution ends because it lost its workflow (cancelled, or
 # taken over elsewhere): someone may be waiting for this process to report it gone.
@@ -67,7 +67,7 @@ class Executions:
                     "PENDING",
                 )
             ):
-                logger.info("execution.not_owned workflow_id=%s status=%s", workflow_id, row.status)
+                log.info("execution.not_owned", workflow_id=workflow_id, status=row.status)
                 raise dbos_error.DBOSWorkflowConflictIDError(workflow_id)
             yield row
         except _LOST:
@@ -97,7 +97,7 @@ class Executions:
         except Exception as exc:
             # Without the row the start goes ahead: DBOS's ownership check still stops a
             # superseded execution at its first checkpoint (after that step's body ran).
-            logger.warning("execution.row_unavailable error=%s", type(exc).__name__)
+            log.warning("execution.row_unavailable", error=type(exc).__name__)
             return None
 
 

@@ -13,7 +13,12 @@ from typing import Literal
 import sqlalchemy as sa
 
 from services.contract import fleet as rules
-from services.contract.dbos_tables import with_schemas, workflow_status
+from services.contract.dbos_tables import (
+    REQUEST_ID_ATTRIBUTE,
+    string_attribute,
+    with_schemas,
+    workflow_status,
+)
 from services.contract.fleet import executions, heartbeats
 from services.worker.database import try_lock
 
@@ -36,6 +41,8 @@ class WorkflowRow:
     # The token of the execution that owns the workflow (DBOS's claim writes it).
     owner_xid: str | None
     queue_name: str | None = None
+    # The id of the HTTP request that enqueued it, when the API did.
+    request_id: str | None = None
 
 
 class FleetStore:
@@ -144,10 +151,19 @@ class FleetStore:
             ws.c.recovery_attempts,
             ws.c.owner_xid,
             ws.c.queue_name,
+            ws.c.attributes,
         ).where(ws.c.workflow_uuid.in_(list(workflow_ids)))
         with self._engine.connect() as conn:
             return {
-                row[0]: WorkflowRow(row[1], row[2], row[3], row[4] or 0, row[5], row[6])
+                row[0]: WorkflowRow(
+                    row[1],
+                    row[2],
+                    row[3],
+                    row[4] or 0,
+                    row[5],
+                    row[6],
+                    string_attribute(row[7], REQUEST_ID_ATTRIBUTE),
+                )
                 for row in conn.execute(query)
             }
 

@@ -4,9 +4,12 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from services.contract import FLEET_SCHEMA
+from services.contract import FLEET_SCHEMA, logs
 from services.contract.audit import DEFAULT_MIN_AGE_MS, EXPIRE_FUNCTION, audit_log, audit_policy
+from services.contract.dbos_tables import dbos_migrations
 from services.contract.fleet import SCHEMA_VERSION, executions, heartbeats, schema_version
+
+log = logs.get_logger(__name__)
 
 # Key of the PostgreSQL advisory lock that serializes schema changes across processes.
 _SCHEMA_LOCK = 0x7177_0001
@@ -178,3 +181,17 @@ def grant(engine: sa.Engine, role: str) -> None:
                 f"GRANT EXECUTE ON FUNCTION {EXPIRE_FUNCTION}(bigint, integer) TO {quoted_role}"
             )
         )
+
+
+def report(engine: sa.Engine, fleet_found: int) -> None:
+    """One line for the schema: DBOS's version and the fleet's (DBOS's own lines, one per
+    migration, are at DEBUG: services.contract.logs)."""
+    with engine.connect() as conn:
+        dbos_version = conn.execute(sa.select(sa.func.max(dbos_migrations.c.version))).scalar()
+        fleet_version = installed_version(conn)
+    log.info(
+        "schema.ready",
+        dbos_version=dbos_version,
+        fleet_version=fleet_version,
+        fleet_version_before=fleet_found,
+    )

@@ -6,13 +6,13 @@ worker takes each job's database lock first, so the fleet does each once per int
 many workers there are.
 """
 
-import logging
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.contract import logs
 from services.contract.fleet import CLOCK_SLACK_MS
 from services.contract.registry import Registry
 from services.worker.executions import Executions
@@ -20,7 +20,7 @@ from services.worker.fleet import FleetStore
 from services.worker.retention import Retention
 from services.worker.settings import WorkerSettings
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 # A resume trusts a heartbeat only from CLOCK_SLACK_MS after the cancel: beat again past it.
 FOLLOW_UP_SECONDS = CLOCK_SLACK_MS / 1000 + 0.2
@@ -48,11 +48,8 @@ def _run_duties(duties: list[_Duty], stop: threading.Event) -> None:
                 more = duty.run()
             except Exception as exc:
                 # The database may be down: keep going, the next round retries.
-                logger.warning(
-                    "fleet.%s_failed error=%s reason=%s",
-                    duty.name,
-                    type(exc).__name__,
-                    _reason(exc),
+                log.warning(
+                    f"fleet.{duty.name}_failed", error=type(exc).__name__, reason=_reason(exc)
                 )
                 more = False
             duty.due = time.monotonic() + (0 if more else duty.interval_seconds)
@@ -143,9 +140,7 @@ class Maintenance:
                 self._heartbeat()
             except Exception as exc:
                 self._healthy_since = None
-                logger.warning(
-                    "fleet.heartbeat_failed error=%s reason=%s", type(exc).__name__, _reason(exc)
-                )
+                log.warning("fleet.heartbeat_failed", error=type(exc).__name__, reason=_reason(exc))
             with self._follow_up_lock:
                 due = started + interval
                 if self._follow_up is not None:
@@ -188,10 +183,10 @@ class Maintenance:
         settings = self._settings
         since = self._healthy_since
         if not self.healthy() or since is None:
-            logger.debug("fleet.recovery_skipped reason=unhealthy")
+            log.debug("fleet.recovery_skipped", reason="unhealthy")
             return False
         if time.monotonic() - since < settings.executor_grace_seconds:
-            logger.debug("fleet.recovery_skipped reason=warming_up")
+            log.debug("fleet.recovery_skipped", reason="warming_up")
             return False
         result = self._store.recover_orphans(
             self._queues,
@@ -200,11 +195,11 @@ class Maintenance:
             int(settings.heartbeat_max_gap_seconds * 1000),
         )
         if isinstance(result, str):
-            logger.debug("fleet.recovery_skipped reason=%s", result)
+            log.debug("fleet.recovery_skipped", reason=result)
         else:
-            logger.debug("fleet.recovery_ran recovered=%d", result)
+            log.debug("fleet.recovery_ran", recovered=result)
             if result:
-                logger.warning("fleet.recovered_orphans workflows=%d", result)
+                log.warning("fleet.recovered_orphans", workflows=result)
         return False
 
     def _retain(self) -> bool:
@@ -215,12 +210,12 @@ class Maintenance:
             settings.retention_batch_size,
         )
         if deleted:
-            logger.info("fleet.retention_deleted workflows=%d", deleted)
+            log.info("fleet.retention_deleted", workflows=deleted)
         # The audit log is kept as long as the workflows it speaks of.
         audited = self._retention.delete_audit(
             int(settings.retention_seconds * 1000), settings.retention_batch_size
         )
         if audited:
-            logger.info("fleet.retention_deleted audit_rows=%d", audited)
+            log.info("fleet.retention_deleted", audit_rows=audited)
         batch = settings.retention_batch_size
         return deleted == batch or audited == batch

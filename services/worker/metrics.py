@@ -1,17 +1,18 @@
 """The worker's own Prometheus metrics: what this process runs, how long it waits and takes."""
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 
 from dbos import error as dbos_error
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.contract import logs
 from services.worker.fleet import WorkflowRow
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 # Reads one workflow's row (status, timestamps, attempts) from the database.
 RowReader = Callable[[str], WorkflowRow | None]
@@ -23,6 +24,15 @@ _current_queue: ContextVar[str] = ContextVar("queue", default=NO_QUEUE)
 
 # "superseded": another execution took the workflow over (after recovery); it goes on there.
 OUTCOMES = ("success", "error", "cancelled", "superseded")
+
+
+@dataclass
+class Ended:
+    """How one execution ended: its outcome (OUTCOMES), its time, its exception's type."""
+
+    outcome: str = "error"
+    seconds: float = 0.0
+    error: str | None = None
 
 
 _SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -94,8 +104,11 @@ class WorkerMetrics:
             self.duration.labels(queue, outcome)
 
     @contextmanager
-    def workflow(self, workflow_id: str | None, row: WorkflowRow | None) -> Iterator[None]:
-        """Count and time one execution; `row` is its workflow's row as read at its start."""
+    def workflow(
+        self, workflow_id: str | None, row: WorkflowRow | None, ended: Ended | None = None
+    ) -> Iterator[None]:
+        """Count and time one execution; `row` is its workflow's row as read at its start.
+        `ended`, given, is told how it ended and how long it took."""
         queue = row.queue_name if row is not None and row.queue_name else NO_QUEUE
         self._observe_queue_wait(queue, row)
         token = _current_queue.set(queue)
@@ -107,12 +120,17 @@ class WorkerMetrics:
             outcome = "success"
         except BaseException as exc:
             outcome = self._outcome_of(exc, workflow_id)
+            if ended is not None:
+                ended.error = type(exc).__name__
             raise
         finally:
+            seconds = time.monotonic() - started
             _current_queue.reset(token)
             self.active.labels(queue).dec()
             self.completed.labels(queue, outcome).inc()
-            self.duration.labels(queue, outcome).observe(time.monotonic() - started)
+            self.duration.labels(queue, outcome).observe(seconds)
+            if ended is not None:
+                ended.outcome, ended.seconds = outcome, seconds
 
     @contextmanager
     def step(self) -> Iterator[None]:
@@ -129,7 +147,7 @@ class WorkerMetrics:
         try:
             return self.row_reader(workflow_id)
         except Exception as exc:  # a metric is never worth failing a workflow for
-            logger.debug("metrics.row_unavailable error=%s", type(exc).__name__)
+            log.debug("metrics.row_unavailable", error=type(exc).__name__)
             return None
 
     def _observe_queue_wait(self, queue: str, row: WorkflowRow | None) -> None:

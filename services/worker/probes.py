@@ -1,13 +1,14 @@
 """A small HTTP server per worker: /healthz, /readyz and /metrics for Kubernetes and Prometheus."""
 
-import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-logger = logging.getLogger(__name__)
+from services.contract import logs
+
+log = logs.get_logger(__name__)
 
 
 class Readiness:
@@ -59,7 +60,7 @@ class ProbeServer:
 
     def start(self) -> None:
         self._thread.start()
-        logger.info("worker.probes_listening port=%d", self.port)
+        log.info("worker.probes_listening", port=self.port)
 
     def stop(self) -> None:
         self._server.shutdown()

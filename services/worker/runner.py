@@ -12,7 +12,7 @@ from typing import Any
 from dbos import DBOS, DBOSConfig
 
 from services import contract
-from services.contract import dbos_tables
+from services.contract import dbos_tables, logs
 from services.contract.registry import Registry
 from services.worker import database, fleet_schema
 from services.worker.deletion_cost import DeletionCost
@@ -25,7 +25,7 @@ from services.worker.retention import Retention
 from services.worker.row_reads import RowReads
 from services.worker.settings import WorkerSettings
 
-logger = logging.getLogger(__name__)
+log = logs.get_logger(__name__)
 
 # Bound on what housekeeping (recovery, retention, metric reads) waits for in the database.
 FLEET_TIMEOUT_SECONDS = 5.0
@@ -56,9 +56,9 @@ class StopSignal:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.event.is_set():
-            logger.warning("worker.forced_exit signal=%s", signal.Signals(signum).name)
+            log.warning("worker.forced_exit", signal=signal.Signals(signum).name)
             os._exit(128 + signum)
-        logger.info("worker.stop_requested signal=%s", signal.Signals(signum).name)
+        log.info("worker.stop_requested", signal=signal.Signals(signum).name)
         self.event.set()
 
 
@@ -106,11 +106,11 @@ def run(
             # Always bounded: without worker_concurrency one worker claims the whole queue.
             DBOS.register_queue(name, **options[name])
         readiness.launched.set()
-        logger.info(
-            "worker.ready executor_id=%s application_version=%s queues=%s",
-            settings.executor_id,
-            settings.application_version,
-            ",".join(queues),
+        log.info(
+            "worker.ready",
+            executor_id=settings.executor_id,
+            application_version=settings.application_version,
+            queues=",".join(queues),
         )
         stop.event.wait()
     finally:
@@ -134,7 +134,7 @@ def _fleet(settings: WorkerSettings) -> tuple[FleetStore, Retention]:
     )
     schema_engine = dbos_tables.with_schemas(engine)
     if settings.run_migrations:
-        fleet_schema.upgrade(schema_engine)
+        fleet_schema.report(schema_engine, fleet_schema.upgrade(schema_engine))
     else:
         fleet_schema.check(schema_engine)
     return FleetStore(heartbeat_engine, engine), Retention(engine)
@@ -157,7 +157,7 @@ def drain(
     process alive.
     Kubernetes must allow the drain timeout plus a little (terminationGracePeriodSeconds).
     """
-    logger.info("worker.draining timeout_seconds=%d", settings.drain_timeout_seconds)
+    log.info("worker.draining", timeout_seconds=settings.drain_timeout_seconds)
     DBOS.destroy(workflow_completion_timeout_sec=settings.drain_timeout_seconds)
     maintenance.stop()
     if probes is not None:
@@ -167,14 +167,14 @@ def drain(
     )
     marker.start()
     marker.join(timeout=settings.heartbeat_timeout_seconds + 1)
-    logger.info("worker.stopped executor_id=%s host=%s", settings.executor_id, socket.gethostname())
+    log.info("worker.stopped", executor_id=settings.executor_id, host=socket.gethostname())
 
 
 def _mark_stopped(store: FleetStore, executor_id: str) -> None:
     try:
         store.mark_stopped(executor_id)
     except Exception as exc:
-        logger.warning("worker.mark_stopped_failed error=%s", type(exc).__name__)
+        log.warning("worker.mark_stopped_failed", error=type(exc).__name__)
 
 
 def _exit_now(code: int) -> None:

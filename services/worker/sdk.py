@@ -16,18 +16,22 @@ Workflows are synchronous functions; their keyword arguments are the input objec
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
 from dbos import DBOS, WorkflowSerializationFormat
 
-from services.contract import PROGRESS_EVENT_KEY, Progress
+from services.contract import PROGRESS_EVENT_KEY, Progress, logs
 from services.worker.executions import EXECUTIONS
-from services.worker.metrics import METRICS
+from services.worker.fleet import WorkflowRow
+from services.worker.metrics import METRICS, Ended
 
 PORTABLE: Final = WorkflowSerializationFormat.PORTABLE
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logs.get_logger(__name__)
 
 # The workflows defined with `workflow`, by name: what the worker checks its types against.
 DEFINED: dict[str, Callable[..., Any]] = {}
@@ -43,14 +47,43 @@ def workflow(name: str) -> Callable[[F], F]:
         @functools.wraps(func)
         def tracked(*args: Any, **kwargs: Any) -> Any:
             workflow_id = DBOS.workflow_id
-            with EXECUTIONS.running(workflow_id) as row, METRICS.workflow(workflow_id, row):
-                return func(*args, **kwargs)
+            with EXECUTIONS.running(workflow_id) as row, _workflow_context(workflow_id, name, row):
+                log.debug("workflow.started")
+                ended = Ended()
+                try:
+                    with METRICS.workflow(workflow_id, row, ended):
+                        return func(*args, **kwargs)
+                finally:
+                    log.log(
+                        logging.INFO if ended.outcome == "success" else logging.WARNING,
+                        "workflow.ended",
+                        outcome=ended.outcome,
+                        duration_ms=round(ended.seconds * 1000, 1),
+                        **({"error": ended.error} if ended.error else {}),
+                    )
 
         registered = cast(F, DBOS.workflow(name=name, serialization_type=PORTABLE)(tracked))
         DEFINED[name] = registered
         return registered
 
     return decorate
+
+
+def _workflow_context(workflow_id: str | None, name: str, row: WorkflowRow | None) -> Any:
+    """Every line logged while the workflow's code runs (DBOS's, the code's own) names the
+    workflow, its queue and type, and the request that enqueued it."""
+    return logs.context(
+        workflow_id=workflow_id,
+        workflow=name,
+        queue=row.queue_name if row is not None else None,
+        request_id=row.request_id if row is not None else None,
+    )
+
+
+def get_logger(name: str) -> logs.EventLogger:
+    """A logger of events for a workflow module: `log.info("resize.done", width=640)`; its
+    lines name the workflow, queue and request they come from. Plain `logging` works too."""
+    return logs.get_logger(name)
 
 
 def step(**options: Any) -> Callable[[F], F]:

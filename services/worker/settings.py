@@ -9,6 +9,7 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services import contract
+from services.contract.logs import LogFormat
 
 # What a heartbeat may lose to a new connection (libpq's connect timeout is at least 2 s).
 RECONNECT_ALLOWANCE_SECONDS = 2.0
@@ -72,6 +73,8 @@ class WorkerSettings(BaseModel):
     probe_host: str = Field("127.0.0.1", alias="WORKER_PROBE_HOST", min_length=1)
     probe_port: int = Field(9000, alias="WORKER_PROBE_PORT", ge=0, le=65535)
     log_level: str = Field("INFO", alias="LOG_LEVEL", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    # One line per record: "text" to read in a terminal, "json" for a log pipeline (the chart).
+    log_format: LogFormat = Field("text", alias="LOG_FORMAT")
     # Keep this pod's controller.kubernetes.io/pod-deletion-cost equal to the workflows it runs,
     # so a scale-in deletes idle workers first (services.worker.deletion_cost).
     pod_deletion_cost: bool = Field(False, alias="WORKER_POD_DELETION_COST")

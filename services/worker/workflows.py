@@ -1,14 +1,11 @@
 """The demo workflow: a number of steps, with progress published after each."""
 
-import logging
 import time
-
-from dbos import DBOS
 
 from services.contract import DEFAULT_NUM_STEPS, DEFAULT_STEP_SECONDS, WORKFLOW_NAME, Progress
 from services.worker import sdk
 
-logger = logging.getLogger(__name__)
+log = sdk.get_logger(__name__)
 
 
 @sdk.workflow(WORKFLOW_NAME)
@@ -30,7 +27,7 @@ def run_steps(num_steps: int, step_seconds: float) -> Progress:
 @sdk.step()
 def step(index: int, step_seconds: float) -> None:
     perform_step(index, step_seconds)
-    logger.debug("step.completed workflow_id=%s index=%d", DBOS.workflow_id, index)
+    log.debug("step.completed", index=index)
 
 
 def perform_step(index: int, step_seconds: float) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from benchmarks.rehearsal.apiserver import ApiServer
 from benchmarks.rehearsal.deployment import DELETION_COST, Deployment, Pod, PodTemplate
+from services.contract import logs
 from services.worker import deletion_cost
 from services.worker.deletion_cost import DeletionCost
 from services.worker.pod_api import PodApi, PodApiError
@@ -189,7 +190,7 @@ def test_a_failing_patch_is_logged_once_per_reason_and_tried_again(
             wait_for(lambda: other.deletion_cost == 4, timeout=10, what="the patch to succeed")
         finally:
             cost.stop()
-    events = [r.getMessage().split()[0] for r in caplog.records]
+    events = [r.getMessage() for r in caplog.records]
     assert events == ["deletion_cost.patch_failed", "deletion_cost.patch_recovered"], events
-    assert "403 Forbidden" in caplog.records[0].getMessage()
+    assert "403 Forbidden" in logs.event_fields(caplog.records[0])["reason"]
     assert {status for _, _, status in cluster.api.patches} == {403, 200}

@@ -11,7 +11,6 @@ most a few workers at once, so a large one cannot starve a small one that came a
 The parent's progress counts the children done.
 """
 
-import logging
 import random
 import time
 from typing import TypedDict
@@ -21,7 +20,7 @@ from dbos import error as dbos_error
 
 from services.worker import sdk
 
-logger = logging.getLogger(__name__)
+log = sdk.get_logger(__name__)
 
 ITEMS_QUEUE = "fanout-items"
 
@@ -59,7 +58,7 @@ def fanout(items: int = 5, item_seconds: float = 0.5, failure_rate: float = 0.0)
         except (dbos_error.DBOSWorkflowCancelledError, dbos_error.DBOSWorkflowConflictIDError):
             raise  # this execution itself was cancelled or taken over: nothing to clean up
         except Exception:
-            logger.info("fanout.item_failed workflow_id=%s index=%d", parent, done - 1)
+            log.info("fanout.item_failed", index=done - 1)
             DBOS.cancel_workflows([h.workflow_id for h in handles[done:]])
             raise
         sdk.publish_progress(done, items)
@@ -76,6 +75,6 @@ def call_service(index: int, seconds: float, failure_rate: float) -> int:
     """The external call: the step runs at least once, so it must be safe to repeat."""
     time.sleep(seconds)
     if random.random() < failure_rate:
-        logger.info("fanout.call_failed workflow_id=%s index=%d", DBOS.workflow_id, index)
+        log.info("fanout.call_failed", index=index)
         raise ServiceUnavailable(f"the service failed item {index}; retrying")
     return index * index

@@ -92,6 +92,8 @@ container pins or runs. */}}
   value: {{ .ctx.Values.executorGraceSeconds | quote }}
 - name: LOG_LEVEL
   value: {{ .ctx.Values.logLevel | quote }}
+- name: LOG_FORMAT
+  value: {{ .ctx.Values.logFormat | quote }}
 {{- end -}}
 
 {{/* Worker settings the migration reads too: it checks the grace against the heartbeat

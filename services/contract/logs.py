@@ -1,0 +1,238 @@
+"""One log stream per process, for both services: every line, the project's, DBOS's, uvicorn's
+and any library's, in one format, `text` (a readable line per record, for a terminal) or
+`json` (one object per line, for a log pipeline).
+
+The project logs events: a stable name and fields, never text to parse.
+
+    log = logs.get_logger(__name__)
+    log.info("worker.ready", executor_id=executor_id, queues="a,b")
+
+Text:  2026-11-30T22:11:13.494Z INFO  worker.ready executor_id=w-1 queues=a,b
+JSON:  {"time": "2026-11-30T22:11:13.494Z", "level": "info", "logger": "services.worker.runner",
+        "event": "worker.ready", "executor_id": "w-1", "queues": "a,b", "service": "worker"}
+
+A line of another library has no event: its text is its `message` (JSON), or follows its
+logger's name (text). Fields bound with `context(...)` (a request's id, a workflow's id and
+queue) go on every line logged inside it, in that thread or task, whoever logs it; the
+process's own fields (`configure`) on every JSON line.
+"""
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+LogFormat = Literal["text", "json"]
+FORMATS: Final = ("text", "json")
+# Keys every JSON line has; a field of the same name is written with a trailing underscore.
+RESERVED: Final = frozenset({"time", "level", "logger", "event", "message", "exception"})
+
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("log_context", default=_EMPTY)
+_FIELDS = "event_fields"  # the LogRecord attribute that holds an event's fields
+_BOUND = "context_fields"  # ... and the context's fields when it was logged
+
+# DBOS's start-up lines, at INFO in DBOS: the engine's parameters, each schema migration, an
+# invitation to a hosted console, the executor's id and version, each queue over two lines
+# (the worker says all that in two lines of its own: schema.ready and worker.ready). Demoted
+# to DEBUG.
+DBOS_CHATTER: Final = (
+    "Initializing DBOS",
+    "Using SQLite as a system database",
+    "DBOS system database engine parameters",
+    "Applying DBOS",  # ... [SQLite ]system database schema migration N
+    "Migration 10 skipped",
+    "Creating system database",
+    "To view and manage workflows, connect to DBOS Conductor",
+    "Executor ID:",
+    "Application version:",
+    "Application name:",
+    "DBOS launched!",
+    "No workflows to recover",
+    "Listening to ",
+    "Registered and listening to new queue",
+    "Queue: ",
+)
+
+
+class EventLogger:
+    """A logger of events: `log.info("name", key=value, ...)`."""
+
+    def __init__(self, name: str) -> None:
+        self.logger = logging.getLogger(name)
+
+    def log(self, level: int, event: str, /, **fields: Any) -> None:
+        self._log(level, event, fields)
+
+    def debug(self, event: str, /, **fields: Any) -> None:
+        self._log(logging.DEBUG, event, fields)
+
+    def info(self, event: str, /, **fields: Any) -> None:
+        self._log(logging.INFO, event, fields)
+
+    def warning(self, event: str, /, **fields: Any) -> None:
+        self._log(logging.WARNING, event, fields)
+
+    def error(self, event: str, /, exc_info: BaseException | None = None, **fields: Any) -> None:
+        self._log(logging.ERROR, event, fields, exc_info)
+
+    def _log(
+        self,
+        level: int,
+        event: str,
+        fields: dict[str, Any],
+        exc_info: BaseException | None = None,
+    ) -> None:
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, event, exc_info=exc_info, extra={_FIELDS: fields}, stacklevel=3)
+
+
+def get_logger(name: str) -> EventLogger:
+    return EventLogger(name)
+
+
+def event_fields(record: logging.LogRecord) -> Mapping[str, Any]:
+    """The fields an event was logged with (none for a line of another library)."""
+    fields: Mapping[str, Any] = getattr(record, _FIELDS, _EMPTY)
+    return fields
+
+
+@contextlib.contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """Bind fields to every line logged inside the block (in this thread or task); a field
+    whose value is None is left out."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def bind(**fields: Any) -> object:
+    """`context` for middleware that cannot wrap a block: returns the token for `unbind`."""
+    return _CONTEXT.set({**_CONTEXT.get(), **fields})
+
+
+def unbind(token: object) -> None:
+    _CONTEXT.reset(token)  # type: ignore[arg-type]
+
+
+class _Context(logging.Filter):
+    """Notes the bound fields on the record, in the thread that logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        bound = _CONTEXT.get()
+        # DBOS names the workflow a line of its comes from.
+        workflow_id = getattr(record, "operationUUID", None)
+        if workflow_id and "workflow_id" not in bound:
+            bound = {**bound, "workflow_id": workflow_id}
+        setattr(record, _BOUND, bound)
+        return True
+
+
+class _DemoteChatter(logging.Filter):
+    """DBOS's start-up lines (DBOS_CHATTER) at DEBUG: dropped unless DEBUG is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.msg
+        if record.levelno == logging.INFO and isinstance(msg, str) and msg.startswith(DBOS_CHATTER):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger("dbos").isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _time(record: logging.LogRecord) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{seconds}.{int(record.msecs):03d}Z"
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The bound fields, then the event's own: what the line says besides its event."""
+    fields = {**getattr(record, _BOUND, {}), **getattr(record, _FIELDS, {})}
+    return {(f"{k}_" if k in RESERVED else k): v for k, v in fields.items()}
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, process_fields: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._process = {(f"{k}_" if k in RESERVED else k): v for k, v in process_fields.items()}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _time(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        if hasattr(record, _FIELDS):
+            line["event"] = record.msg
+        else:
+            line["message"] = record.getMessage()
+        line.update(self._process)
+        line.update(_fields(record))
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            line["exception"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if hasattr(record, _FIELDS):
+            what = str(record.msg)
+        else:
+            what = f"{record.name}: {_one_line(record.getMessage())}"
+        parts = [_time(record), f"{record.levelname:<5}", what]
+        parts += [f"{key}={_text_value(value)}" for key, value in _fields(record).items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join(f"  {part}" for part in trace.splitlines())
+        return line
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _text_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text == "" or any(c.isspace() or c in "\"='" for c in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def configure(level: str, log_format: LogFormat, **process_fields: Any) -> None:
+    """The process's one log stream (stderr), at `level`, for every logger. Called once at
+    start; again, it replaces the first setup (a uvicorn process calls it for its app)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(process_fields) if log_format == "json" else TextFormatter())
+    handler.addFilter(_Context())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # DBOS adds its own console handler unless its logger has one: it gets ours.
+    dbos = logging.getLogger("dbos")
+    for old in list(dbos.handlers):
+        dbos.removeHandler(old)
+    dbos.addHandler(handler)
+    dbos.propagate = False
+    dbos.setLevel(level)
+    if not any(isinstance(f, _DemoteChatter) for f in dbos.filters):
+        dbos.addFilter(_DemoteChatter())
+    # uvicorn's lines through the same handler (it is run with log_config=None), but for its
+    # access log: the API writes its own (services.api.middleware), and uvicorn writes one
+    # only when that logger has a handler.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = name != "uvicorn.access"
+    logging.captureWarnings(True)
