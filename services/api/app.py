@@ -34,7 +34,7 @@ from services.api.settings import ApiSettings, configure_logs
 from services.api.store import Store
 from services.api.workflows import Workflows
 from services.contract import dbos_tables as tables
-from services.contract import logs
+from services.contract import logs, tracing
 from services.contract import registry as workflow_registry
 from services.contract.registry import Registry
 
@@ -117,14 +117,20 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
             client.destroy()
             engine.dispose()
 
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(RequestIdMiddleware),
+        Middleware(AccessMiddleware, metrics=metrics.http),
+        Middleware(UnexpectedErrorMiddleware),
+    ]
+    if tracing.configure("api", settings.application_version):
+        from services.api.request_spans import RequestSpanMiddleware
+
+        # Around the access log, whose lines then carry the trace's ids.
+        middleware.insert(2, Middleware(RequestSpanMiddleware))
     return Starlette(
         routes=routes,
-        middleware=[
-            Middleware(SecurityHeadersMiddleware),
-            Middleware(RequestIdMiddleware),
-            Middleware(AccessMiddleware, metrics=metrics.http),
-            Middleware(UnexpectedErrorMiddleware),
-        ],
+        middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
             Problem: handle_problem,

@@ -24,6 +24,7 @@ from services.api.listing import (
 )
 from services.api.steps import StepRecord
 from services.api.store import Store
+from services.contract import tracing
 from services.contract.dbos_tables import REQUEST_ID_ATTRIBUTE
 from services.contract.registry import Registry
 
@@ -99,13 +100,17 @@ class Workflows:
         )
 
     def _options(self, enqueue: Enqueue, workflow_id: str | None, origin: Origin) -> EnqueueOptions:
-        attributes = {
+        attributes: dict[str, Any] = {
             # What a retry with the same idempotency key is compared with.
             REQUEST_DIGEST_ATTRIBUTE: enqueue.digest,
         }
         if origin.request_id is not None:
             # The worker's log lines for the workflow name the request that made it.
             attributes[REQUEST_ID_ATTRIBUTE] = origin.request_id
+        trace_context = tracing.carrier()
+        if trace_context is not None:
+            # DBOS's spans of the workflow and its steps continue the request's trace.
+            attributes[tracing.OTEL_CARRIER_ATTRIBUTE] = trace_context
         options: EnqueueOptions = {
             "queue_name": enqueue.queue,
             "workflow_name": enqueue.workflow,

@@ -22,7 +22,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -58,6 +58,9 @@ DBOS_CHATTER: Final = (
     "Registered and listening to new queue",
     "Queue: ",
 )
+# ... and a warning that is not one here: logs go to the stream, never to an OTLP endpoint, so
+# DBOS finds no OpenTelemetry logger provider when tracing is on (services.contract.tracing).
+DBOS_QUIET_WARNINGS: Final = ("OTLP is enabled but logger provider not set",)
 
 
 class EventLogger:
@@ -122,11 +125,23 @@ def unbind(token: object) -> None:
     _CONTEXT.reset(token)  # type: ignore[arg-type]
 
 
+# Functions that give fields of the moment for every line (the current trace's ids).
+_SOURCES: list[Callable[[], Mapping[str, Any]]] = []
+
+
+def add_context_source(source: Callable[[], Mapping[str, Any]]) -> None:
+    """Add fields of the moment to every line (services.contract.tracing adds the trace's)."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
+
+
 class _Context(logging.Filter):
     """Notes the bound fields on the record, in the thread that logs it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         bound = _CONTEXT.get()
+        for source in _SOURCES:
+            bound = {**bound, **source()}
         # DBOS names the workflow a line of its comes from.
         workflow_id = getattr(record, "operationUUID", None)
         if workflow_id and "workflow_id" not in bound:
@@ -140,7 +155,8 @@ class _DemoteChatter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.msg
-        if record.levelno == logging.INFO and isinstance(msg, str) and msg.startswith(DBOS_CHATTER):
+        demoted = DBOS_CHATTER if record.levelno == logging.INFO else DBOS_QUIET_WARNINGS
+        if record.levelno <= logging.WARNING and isinstance(msg, str) and msg.startswith(demoted):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger("dbos").isEnabledFor(logging.DEBUG)
         return True

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dbos import error as dbos_error
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.contract import logs
+from services.contract import logs, tracing
 from services.worker.fleet import WorkflowRow
 
 log = logs.get_logger(__name__)
@@ -128,7 +128,8 @@ class WorkerMetrics:
             _current_queue.reset(token)
             self.active.labels(queue).dec()
             self.completed.labels(queue, outcome).inc()
-            self.duration.labels(queue, outcome).observe(seconds)
+            # With tracing on, an exemplar names the execution's trace (DBOS's workflow span).
+            self.duration.labels(queue, outcome).observe(seconds, tracing.current_ids() or None)
             if ended is not None:
                 ended.outcome, ended.seconds = outcome, seconds
 
@@ -154,7 +155,7 @@ class WorkerMetrics:
         # Only a first start measures the queue's wait; a recovered run restarts much later.
         if row is not None and row.started_at_ms is not None and row.recovery_attempts <= 1:
             wait_seconds = max(0.0, (row.started_at_ms - row.created_at_ms) / 1000)
-            self.queue_wait.labels(queue).observe(wait_seconds)
+            self.queue_wait.labels(queue).observe(wait_seconds, tracing.current_ids() or None)
 
     def _outcome_of(self, exc: BaseException, workflow_id: str | None) -> str:
         if isinstance(exc, dbos_error.DBOSWorkflowCancelledError):

@@ -4,7 +4,8 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
 
 from services.contract import logs
 
@@ -37,7 +38,10 @@ class ProbeServer:
                     status = 200 if ready() else 503
                     self._send(status, b"ok\n" if status == 200 else b"not ready\n", "text/plain")
                 elif self.path == "/metrics":
-                    self._send(200, generate_latest(registry_), CONTENT_TYPE_LATEST)
+                    # OpenMetrics when the scraper asks for it (Prometheus does): the only
+                    # format that carries the histograms' exemplars (trace ids).
+                    encode, content_type = choose_encoder(self.headers.get("Accept", ""))
+                    self._send(200, encode(registry_), content_type)
                 else:
                     self._send(404, b"not found\n", "text/plain")
 

@@ -12,7 +12,7 @@ from typing import Any
 from dbos import DBOS, DBOSConfig
 
 from services import contract
-from services.contract import dbos_tables, logs
+from services.contract import dbos_tables, logs, tracing
 from services.contract.registry import Registry
 from services.worker import database, fleet_schema
 from services.worker.deletion_cost import DeletionCost
@@ -33,6 +33,9 @@ FLEET_TIMEOUT_SECONDS = 5.0
 
 def dbos_config(settings: WorkerSettings) -> DBOSConfig:
     return {
+        # DBOS's spans of workflows and steps, through the provider tracing.configure() set
+        # (no endpoint of DBOS's own: one exporter, the standard variables).
+        "enable_otlp": tracing.enabled(),
         "name": contract.APP_NAME,
         "system_database_url": settings.database_url,
         "application_version": settings.application_version,
@@ -96,6 +99,9 @@ def run(
     METRICS.row_reader = EXECUTIONS.read_row = RowReads(store.workflow_rows).read
     for name in queues:
         METRICS.serve(name, options[name]["worker_concurrency"])
+    tracing.configure(
+        "worker", settings.application_version, **{"service.instance.id": settings.executor_id}
+    )
     DBOS(config=dbos_config(settings))
     # Only these queues: without it DBOS dequeues from every queue in the database, including
     # other pools' queues, whose code this image may not have.
@@ -179,6 +185,7 @@ def _mark_stopped(store: FleetStore, executor_id: str) -> None:
 
 def _exit_now(code: int) -> None:
     """End the process without waiting for workflow threads DBOS left running."""
+    tracing.flush()  # os._exit skips the exit handlers that would
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -356,6 +356,23 @@ the replicas rounded up, as the Deployment controller computes it; pass (dict "r
 {{- define "dqw.commonEnv" -}}
 {{ include "dqw.databaseEnv" (dict "name" (include "dqw.databaseSecretName" .ctx) "key" .ctx.Values.database.secretKey) }}
 {{ include "dqw.settingsEnv" . }}
+{{- with .ctx.Values.tracing }}
+{{- if .endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .endpoint | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: parentbased_traceidratio
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplingRatio | toString | quote }}
+{{- if .headersSecret.name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .headersSecret.name }}
+      key: {{ .headersSecret.key }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Cross-field checks: a wrong combination fails the install with the key to fix. */}}
