@@ -1,11 +1,12 @@
 """The chart's telemetry values: JSON logs by default, and traces to a collector when asked."""
 
+import json
 from typing import Any
 
 import helm_python
 import pytest
 
-from tests.support.chart import REQUIRED_VALUES, render
+from tests.support.chart import DASHBOARD, REQUIRED_VALUES, render
 
 API, WORKER = "-api", "-worker"
 
@@ -69,3 +70,19 @@ def test_a_log_format_the_services_do_not_know_is_refused() -> None:
     with pytest.raises(helm_python.HelmError) as failure:
         render({**REQUIRED_VALUES, "logFormat": "yaml"})
     assert "logFormat" in str(failure.value)
+
+
+def test_the_dashboard_shows_the_traces_of_slow_workflows_as_exemplars() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    shown = {
+        histogram
+        for panel in panels
+        for target in panel.get("targets", [])
+        if target.get("exemplar")
+        for histogram in (
+            "queue_worker_workflow_duration_seconds",
+            "queue_worker_queue_wait_seconds",
+        )
+        if histogram in target["expr"]
+    }
+    assert shown == {"queue_worker_workflow_duration_seconds", "queue_worker_queue_wait_seconds"}
