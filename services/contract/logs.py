@@ -21,10 +21,11 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
 
 LogFormat = Literal["text", "json"]
@@ -108,8 +109,10 @@ def event_fields(record: logging.LogRecord) -> Mapping[str, Any]:
 @contextlib.contextmanager
 def context(**fields: Any) -> Iterator[None]:
     """Bind fields to every line logged inside the block (in this thread or task); a field
-    whose value is None is left out."""
-    token = _CONTEXT.set({**_CONTEXT.get(), **{k: v for k, v in fields.items() if v is not None}})
+    whose value is None is left out, an outer block's value included (a child workflow run
+    inline does not speak with its parent's request id)."""
+    merged = {**_CONTEXT.get(), **fields}
+    token = _CONTEXT.set({k: v for k, v in merged.items() if v is not None})
     try:
         yield
     finally:
@@ -194,7 +197,8 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         elif record.stack_info:
             line["exception"] = self.formatStack(record.stack_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        # ASCII only: a U+2028 in a field (a request's path) must not read as a line break.
+        return json.dumps(line, default=str)
 
 
 class TextFormatter(logging.Formatter):
@@ -252,3 +256,29 @@ def configure(level: str, log_format: LogFormat, **process_fields: Any) -> None:
             logger.removeHandler(old)
         logger.propagate = name != "uvicorn.access"
     logging.captureWarnings(True)
+    # An exception nobody caught, in any thread, is a line of the stream too (with its
+    # traceback), not a bare traceback in the middle of it.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(
+    kind: type[BaseException], value: BaseException, trace: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, trace)
+        return
+    logging.getLogger("uncaught").critical(
+        "process.uncaught_exception", exc_info=(kind, value, trace), extra={_FIELDS: {}}
+    )
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+        return
+    thread = args.thread.name if args.thread is not None else None
+    logging.getLogger("uncaught").critical(
+        "thread.uncaught_exception",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        extra={_FIELDS: {"thread": thread}},
+    )

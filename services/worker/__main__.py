@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         executor_id=settings.executor_id,
         application_version=settings.application_version,
     )
+    log = logs.get_logger(__name__)
     if args.command == "migrate":
         migrate(settings, registry, args.app_role)
     elif args.command == "versions":
@@ -107,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             set_latest_version(settings, args.version)
         except ValueError as exc:
-            print(exc, file=sys.stderr)
+            log.error("worker.command_refused", command=args.command, reason=str(exc))
             return 2
-        logs.get_logger(__name__).info("worker.latest_version_set", version=args.version)
+        log.info("worker.latest_version_set", version=args.version)
     else:
         try:
             queues = serving.served_queues(settings, registry)
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 METRICS.deletion_cost,
             )
         except ValueError as exc:
-            print(exc, file=sys.stderr)
+            log.error("worker.not_started", reason=str(exc))
             return 2
         run(settings, registry, options, cost)
     return 0

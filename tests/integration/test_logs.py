@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from services.contract.logs import DBOS_CHATTER
 from tests.conftest import NewDatabase
-from tests.support.processes import Api, start_worker, wait_worker_ready
+from tests.support.processes import Api, free_port, start_worker, wait_worker_ready
 
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -183,3 +183,30 @@ def test_an_unexpected_error_is_answered_logged_once_and_keeps_the_connection(
     assert not [r for r in records if "Exception in ASGI application" in r.get("message", "")]
     (access,) = [r for r in events(records, "http.request") if r["method"] == "POST"]
     assert (access["status"], access["request_id"]) == (500, "boom-1")
+
+
+def test_a_worker_that_cannot_start_says_why_in_its_format(tmp_path: Path) -> None:
+    # The most common failure at start: no database at the address given.
+    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nothing"
+    worker = start_worker(unreachable, tmp_path, LOG_FORMAT="json")
+    try:
+        assert worker.wait(timeout=60) != 0
+    finally:
+        worker.stop()
+    records = parse(worker.log(), "json")
+    (failure,) = [r for r in records if "exception" in r]
+    assert failure["level"] == "critical" and "OperationalError" in failure["exception"]
+
+
+def test_a_worker_refusing_its_configuration_says_why_in_its_format(
+    new_database: NewDatabase, tmp_path: Path
+) -> None:
+    worker = start_worker(
+        new_database("sqlite"), tmp_path, LOG_FORMAT="json", WORKER_QUEUES="no-such-queue"
+    )
+    try:
+        assert worker.wait(timeout=60) == 2
+    finally:
+        worker.stop()
+    (refusal,) = [r for r in parse(worker.log(), "json") if r["level"] == "error"]
+    assert refusal["event"] == "worker.not_started" and "no-such-queue" in refusal["reason"]

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -26,9 +28,11 @@ def stream(capsys: pytest.CaptureFixture[str]) -> Iterator[Stream]:
     """stderr, captured; logging as it was afterwards."""
     root, dbos = logging.getLogger(), logging.getLogger("dbos")
     saved = (root.handlers[:], root.level, dbos.handlers[:], dbos.level, dbos.propagate)
+    hooks = (sys.excepthook, threading.excepthook)
     yield Stream(capsys)
     root.handlers[:], root.level = saved[0], saved[1]
     dbos.handlers[:], dbos.level, dbos.propagate = saved[2], saved[3], saved[4]
+    sys.excepthook, threading.excepthook = hooks
 
 
 def lines(out: Stream) -> list[str]:
@@ -102,3 +106,43 @@ def test_uvicorn_writes_no_access_log_of_its_own(stream: Stream) -> None:
     logs.configure("INFO", "text")
     assert not logging.getLogger("uvicorn.access").hasHandlers()
     assert logging.getLogger("uvicorn.error").hasHandlers()
+
+
+def test_an_uncaught_exception_in_a_thread_is_one_line_with_its_traceback(
+    stream: Stream,
+) -> None:
+    logs.configure("INFO", "json")
+
+    def fail() -> None:
+        raise ValueError("no database")
+
+    thread = threading.Thread(target=fail, name="heartbeat")
+    thread.start()
+    thread.join()
+    (line,) = lines(stream)
+    record = json.loads(line)
+    assert (record["level"], record["event"], record["thread"]) == (
+        "critical",
+        "thread.uncaught_exception",
+        "heartbeat",
+    )
+    assert "ValueError: no database" in record["exception"]
+
+
+def test_a_line_separator_in_a_field_does_not_split_the_line(stream: Stream) -> None:
+    logs.configure("INFO", "json")
+    logs.get_logger("x").error("api.unhandled_error", path="/a\u2028b\u0085c")
+    (line,) = stream.capsys.readouterr().err.splitlines()
+    assert json.loads(line)["path"] == "/a\u2028b\u0085c"
+
+
+def test_an_inner_context_without_a_value_drops_the_outer_one(stream: Stream) -> None:
+    logs.configure("INFO", "json")
+    log = logs.get_logger("x")
+    with logs.context(workflow_id="parent", request_id="r-1"):
+        with logs.context(workflow_id="child", request_id=None):
+            log.info("workflow.ended")
+        log.info("workflow.ended")
+    child, parent = (json.loads(line) for line in lines(stream))
+    assert child["workflow_id"] == "child" and "request_id" not in child
+    assert (parent["workflow_id"], parent["request_id"]) == ("parent", "r-1")
