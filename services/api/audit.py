@@ -3,15 +3,18 @@
 status and the request's id, and GET /audit to read it (services.contract.audit holds the
 table).
 
-A call is recorded once its answer is known, refused ones included (a 409, a 422). A replay of
-an idempotent request changes nothing and is not recorded again, unless the call it repeats
-was not recorded as done (it timed out with a 503 while its work went on, say): then the
-replay is, so no workflow is made without a record of it. Calls refused before they
-could act (no or a bad token, a cross-site or non-JSON POST) are logged, not written: an
-anonymous flood must not fill the database. An enqueue that creates workflows writes its row in
-the same transaction as the workflows (both are committed, or neither); the other rows are
-written once the call's answer is known, and if one cannot be written (the database went away
-in between), the answer stands and the failure is logged with the request's id.
+An enqueue (or batch) that creates workflows writes its row, outcome 202, in the same
+transaction as the workflows: both are committed, or neither. Every other call is recorded once
+its answer is known, refused ones included (a 409, a 422); if that row cannot be written (the
+database went away in between), the answer stands and the failure is logged with the request's
+id. So an enqueue that answered 503 on its deadline while its write went through has two rows
+under its request id: the enqueue's (202, naming the workflow) and the answer's (503).
+
+A replay of an idempotent request changes nothing and is not recorded again, unless the call it
+repeats was not recorded as done (as 0.2.0 recorded an enqueue that timed out while its write
+went through: a 503 only): then the replay is, so no workflow is without a record of it. Calls
+refused before they could act (no or a bad token, a cross-site or non-JSON POST) are logged,
+not written: an anonymous flood must not fill the database.
 """
 
 import json

@@ -61,12 +61,19 @@ async def _record(request: Request, outcome: int) -> None:
     assert entry_ is not None  # audited() named the action
     try:
         await bounded(request, state.audit_writes.submit(entry_))
+    except Problem as problem:
+        # Past its deadline: taken into a write already, the row may still land.
+        log.error(
+            "audit.write_unconfirmed" if problem.status == 503 else "audit.write_failed",
+            action=entry_.action,
+            outcome=outcome,
+            error=problem.title,
+        )
     except Exception as exc:
         log.error(
             "audit.write_failed",
             action=entry_.action,
             outcome=outcome,
-            request_id=entry_.request_id,
             error=type(exc).__name__,
         )
 

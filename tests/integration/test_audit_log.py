@@ -14,6 +14,7 @@ from services.contract.audit import audit_log
 from services.contract.dbos_tables import with_schemas
 from services.worker.retention import Retention
 from tests.conftest import BACKENDS, NewDatabase
+from tests.support.polling import wait_for
 from tests.support.processes import Api
 
 
@@ -200,6 +201,44 @@ def test_a_workflow_is_never_created_without_its_audit_row(
         with engine.connect() as conn:
             count = sa.text("SELECT count(*) FROM dbos.workflow_status")
             assert conn.execute(count).scalar_one() == 0
+    finally:
+        api.stop()
+        engine.dispose()
+
+
+def test_an_enqueue_past_its_deadline_keeps_its_rows_both_true(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # The enqueue's write waits on a lock past the request's deadline: the caller gets a 503,
+    # then the write goes through. Its row (202, naming the workflow) came with it; the 503
+    # the caller got is recorded too, under the same request id.
+    url = new_migrated_database("postgres")
+    engine = sa.create_engine(url)
+    api = Api(url, tmp_path, API_REQUEST_TIMEOUT_SECONDS="1")
+    try:
+        api.wait_ready()
+        with engine.connect() as locker:
+            locker.execute(sa.text("LOCK TABLE queue_worker.audit_log IN SHARE ROW EXCLUSIVE MODE"))
+            answer = httpx.post(f"{api.url}/workflows", json={}, headers={"X-Request-Id": "late-1"})
+            assert answer.status_code == 503, answer.text
+            locker.rollback()  # the lock goes: the waiting writes go through
+
+        def rows() -> list[tuple[int, str | None]] | None:
+            with with_schemas(engine).connect() as conn:
+                found = conn.execute(
+                    sa.select(audit_log.c.outcome, audit_log.c.target)
+                    .where(audit_log.c.request_id == "late-1")
+                    .order_by(audit_log.c.outcome)
+                ).all()
+            return [tuple(r) for r in found] if len(found) == 2 else None
+
+        (enqueued, answered) = wait_for(rows, timeout=30, interval=0.1, what="both rows")
+        assert enqueued[0] == 202 and answered == (503, None)
+        with engine.connect() as conn:
+            status = sa.text("SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id")
+            assert conn.execute(status, {"id": enqueued[1]}).scalar_one() == "ENQUEUED"
+        assert "audit.write_unconfirmed" in api.service.log()
+        assert "audit.write_failed" not in api.service.log()
     finally:
         api.stop()
         engine.dispose()
