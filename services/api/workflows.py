@@ -175,7 +175,9 @@ class Workflows:
     def _enqueue_alone(self, item: Item) -> enqueue_rows.Written:
         try:
             (written,) = self._enqueue_many([item])
-        except sa.exc.IntegrityError:
+        except sa.exc.IntegrityError as exc:
+            if not _deduplication_clash(exc):
+                raise
             options = item[0]
             holder = self._store.deduplication_holder(
                 options["queue_name"], options.get("deduplication_id")
@@ -216,9 +218,9 @@ class Workflows:
                 if audit_entry is not None and created:
                     detail = {**(audit_entry.detail or {}), "workflows": created}
                     audit.insert(conn, [dataclasses.replace(audit_entry, detail=detail)])
-        except sa.exc.IntegrityError:
+        except sa.exc.IntegrityError as exc:
             deduplicated = [i for i, (o, _) in enumerate(items) if o.get("deduplication_id")]
-            if not deduplicated:
+            if not deduplicated or not _deduplication_clash(exc):
                 raise
             for index, (options, _) in enumerate(items):
                 holder = self._store.deduplication_holder(
@@ -286,6 +288,16 @@ class Workflows:
             "step; retry once its worker has reported it stopped (within a heartbeat interval)",
             retry_after_seconds=RESUME_RETRY_AFTER_SECONDS,
         )
+
+
+def _deduplication_clash(exc: sa.exc.IntegrityError) -> bool:
+    """Whether the write failed on DBOS's unique (queue, deduplication id), and not on another
+    constraint (the audit log's, say), which is no conflict of the caller's to report."""
+    diag = getattr(exc.orig, "diag", None)
+    constraint = getattr(diag, "constraint_name", None)
+    if constraint is not None:  # PostgreSQL names it (uq_workflow_status_dedup_id in DBOS 3.4)
+        return getattr(diag, "table_name", None) == "workflow_status" and "dedup" in constraint
+    return "deduplication_id" in str(exc.orig)  # SQLite names the columns
 
 
 def _held(options: EnqueueOptions, holder: str | None) -> str:

@@ -242,3 +242,36 @@ def test_an_enqueue_past_its_deadline_keeps_its_rows_both_true(
     finally:
         api.stop()
         engine.dispose()
+
+
+def test_a_failed_audit_row_is_no_deduplication_conflict(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # A unique violation of the audit log's (a trigger stands in for one) fails the enqueue
+    # with a 500: it is not a deduplication id held by another workflow (a 409 would say so).
+    url = new_migrated_database("postgres")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE FUNCTION queue_worker.clash() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'taken' USING ERRCODE = 'unique_violation'; END $$"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER clash BEFORE INSERT ON queue_worker.audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION queue_worker.clash()"
+            )
+        )
+    engine.dispose()
+    api = Api(url, tmp_path)
+    try:
+        api.wait_ready()
+        one = httpx.post(f"{api.url}/workflows", json={"deduplication_id": "nightly"})
+        batch = httpx.post(
+            f"{api.url}/workflows:batch", json={"workflows": [{"deduplication_id": "weekly"}]}
+        )
+        assert (one.status_code, batch.status_code) == (500, 500), (one.text, batch.text)
+    finally:
+        api.stop()
