@@ -14,6 +14,7 @@ from types import FrameType
 from services.contract import logs
 
 SERVICES = ("services.worker", "services.api")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 POLL_SECONDS = 0.2
 
 
@@ -34,9 +35,10 @@ def main() -> int:
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     host, port = os.environ.get("API_HOST", "127.0.0.1"), os.environ.get("API_PORT", "8000")
-    # In the services' format (they refuse a LOG_FORMAT they don't know, and say why).
+    # In the services' format and level (they refuse values they don't know, and say why).
     log_format: logs.LogFormat = "json" if os.environ.get("LOG_FORMAT") == "json" else "text"
-    logs.configure("INFO", log_format, service="launcher")
+    level = os.environ.get("LOG_LEVEL", "INFO")
+    logs.configure(level if level in LEVELS else "INFO", log_format, service="launcher")
     logs.get_logger(__name__).info(
         "local.started", api=f"http://{host}:{port}", worker_pid=children[0].pid, stop="Ctrl-C"
     )
