@@ -14,15 +14,17 @@ entry's; the worker refuses to start when a module it imports does not define on
 Workflows are synchronous functions; their keyword arguments are the input object's properties.
 """
 
+import contextlib
 import functools
 import inspect
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar, cast
 
 from dbos import DBOS, WorkflowSerializationFormat
 
-from services.contract import PROGRESS_EVENT_KEY, Progress, logs
+from services.contract import PROGRESS_EVENT_KEY, Progress, logs, tracing
 from services.worker.executions import EXECUTIONS
 from services.worker.fleet import WorkflowRow
 from services.worker.metrics import METRICS, Ended
@@ -51,7 +53,7 @@ def workflow(name: str) -> Callable[[F], F]:
                 log.debug("workflow.started")
                 ended = Ended()
                 try:
-                    with METRICS.workflow(workflow_id, row, ended):
+                    with METRICS.workflow(workflow_id, row, ended), _children_join_trace():
                         return func(*args, **kwargs)
                 finally:
                     log.log(
@@ -78,6 +80,16 @@ def _workflow_context(workflow_id: str | None, name: str, row: WorkflowRow | Non
         queue=row.queue_name if row is not None else None,
         request_id=row.request_id if row is not None else None,
     )
+
+
+def _children_join_trace() -> AbstractContextManager[Any]:
+    """With tracing on, the workflows this one starts or enqueues continue its trace (DBOS
+    leaves a child to start a trace of its own unless told)."""
+    if not tracing.enabled():
+        return contextlib.nullcontext()
+    from dbos import PropagateOtelContext
+
+    return PropagateOtelContext()
 
 
 def get_logger(name: str) -> logs.EventLogger:

@@ -19,6 +19,7 @@ from tests.support.processes import Api, start_worker, wait_worker_ready
 
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
+FANOUT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SERVER, INTERNAL = 2, 1  # OTLP span kinds
 
 
@@ -52,6 +53,14 @@ def test_one_trace_from_the_request_to_the_last_step(
         assert answer.status_code == 202, answer.text
         workflow_id = answer.json()["workflow_id"]
         api.wait_status(workflow_id, "SUCCESS")
+        fanned = api.http.post(
+            "/workflows",
+            json={"workflow": "fanout", "input": {"items": 2, "item_seconds": 0}},
+            headers={"traceparent": f"00-{FANOUT_TRACE}-{CALLER_SPAN}-01"},
+        )
+        assert fanned.status_code == 202, fanned.text
+        fanned_id = fanned.json()["workflow_id"]
+        api.wait_status(fanned_id, "SUCCESS")
         metrics = httpx.get(
             f"{worker.probe_url}/metrics",
             headers={"Accept": "application/openmetrics-text; version=1.0.0"},
@@ -63,6 +72,13 @@ def test_one_trace_from_the_request_to_the_last_step(
             return spans if len(steps) == 3 else None
 
         spans = wait_for(traced, timeout=30, interval=0.1, what="the workflow's spans")
+
+        def fanned_out() -> list[Span] | None:
+            spans = [s for s in receiver.snapshot() if s.trace_id == FANOUT_TRACE]
+            runs = [s for s in spans if s.attributes.get("operationType") == "workflow"]
+            return spans if len(runs) == 3 else None
+
+        fan_spans = wait_for(fanned_out, timeout=30, interval=0.1, what="the fan-out's spans")
     finally:
         api.stop()
         worker.stop()
@@ -81,6 +97,11 @@ def test_one_trace_from_the_request_to_the_last_step(
     assert run.resource["service.instance.id"] == worker.executor_id
     steps = [s for s in spans if s.attributes.get("operationType") == "step"]
     assert {s.parent_span_id for s in steps} == {run.span_id}
+    # The children a workflow enqueues continue its trace, under its span.
+    runs = [s for s in fan_spans if s.attributes.get("operationType") == "workflow"]
+    (parent,) = [s for s in runs if s.attributes["operationUUID"] == fanned_id]
+    children = [s for s in runs if s is not parent]
+    assert len(children) == 2 and {c.parent_span_id for c in children} == {parent.span_id}
     # The collector's key went with every export.
     assert {h.get("x-collector-key") for h in receiver.requests} == {"k-123"}
     # Probes leave no traces.
@@ -95,8 +116,14 @@ def test_one_trace_from_the_request_to_the_last_step(
     # ... and the log lines of the request and of the workflow name it too.
     api_lines = [json.loads(line) for line in api.service.log().splitlines()]
     worker_lines = [json.loads(line) for line in worker.log().splitlines()]
-    (access,) = [r for r in api_lines if r.get("event") == "http.request" and r["method"] == "POST"]
-    (ended,) = [r for r in worker_lines if r.get("event") == "workflow.ended"]
+    (access, _) = [
+        r for r in api_lines if r.get("event") == "http.request" and r["method"] == "POST"
+    ]
+    (ended,) = [
+        r
+        for r in worker_lines
+        if r.get("event") == "workflow.ended" and r["workflow_id"] == workflow_id
+    ]
     assert access["trace_id"] == ended["trace_id"] == CALLER_TRACE
     assert ended["span_id"] == run.span_id
     # No warning of DBOS's about a logger provider: logs go to the stream.
