@@ -116,6 +116,8 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
             metrics.detach()
             client.destroy()
             engine.dispose()
+            # uvicorn ends the process by its signal after this: no exit handler would.
+            tracing.flush()
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),

@@ -99,7 +99,13 @@ class Workflows:
             threads, self._enqueue_many, MAX_ENQUEUE_GROUP, ENQUEUE_WRITERS
         )
 
-    def _options(self, enqueue: Enqueue, workflow_id: str | None, origin: Origin) -> EnqueueOptions:
+    def _options(
+        self,
+        enqueue: Enqueue,
+        workflow_id: str | None,
+        origin: Origin,
+        trace_context: dict[str, str] | None,
+    ) -> EnqueueOptions:
         attributes: dict[str, Any] = {
             # What a retry with the same idempotency key is compared with.
             REQUEST_DIGEST_ATTRIBUTE: enqueue.digest,
@@ -107,7 +113,6 @@ class Workflows:
         if origin.request_id is not None:
             # The worker's log lines for the workflow name the request that made it.
             attributes[REQUEST_ID_ATTRIBUTE] = origin.request_id
-        trace_context = tracing.carrier()
         if trace_context is not None:
             # DBOS's spans of the workflow and its steps continue the request's trace.
             attributes[tracing.OTEL_CARRIER_ATTRIBUTE] = trace_context
@@ -147,7 +152,7 @@ class Workflows:
         so it goes alone. The origin's audit entry is written in the same transaction when the
         workflow is created (not on a replay), with the workflow's id as its target.
         """
-        options = self._options(enqueue, workflow_id, origin)
+        options = self._options(enqueue, workflow_id, origin, tracing.carrier())
         item = (options, enqueue.input, origin.audit_entry)
         if enqueue.deduplication_id is None:
             written = await self._enqueues.submit(item)
@@ -196,7 +201,11 @@ class Workflows:
         and so must the (queue, deduplication id) pairs. The origin's audit entry is written in
         the same transaction when the batch creates any workflow, with their ids in its detail.
         """
-        items = [(self._options(e, workflow_id, origin), e.input) for e, workflow_id in batch]
+        trace_context = tracing.carrier()  # the request's, the same for every item
+        items = [
+            (self._options(e, workflow_id, origin, trace_context), e.input)
+            for e, workflow_id in batch
+        ]
         audit_entry = origin.audit_entry
         try:
             with self._store.begin() as conn:

@@ -14,8 +14,9 @@ the workflow and of each step follow in the worker, under the same trace id.
 """
 
 import os
+import threading
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from services.contract import APP_NAME, logs
 
@@ -24,19 +25,26 @@ from services.contract import APP_NAME, logs
 OTEL_CARRIER_ATTRIBUTE: Final = "dbos.otelContext"
 
 _ENDPOINTS: Final = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+# How long an exit waits for the last spans to go out.
+FLUSH_SECONDS: Final = 2.0
 _on = False
-_provider: Any = None  # the provider set here (to flush at exit), None when not ours
 
 log = logs.get_logger(__name__)
 
 
 def wanted(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether the environment asks for traces (an endpoint, and the SDK not turned off)."""
+    """Whether the environment asks for traces: an endpoint, the SDK not turned off, and no
+    exporter but OTLP asked for (the one there is here)."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+    if not any(environ.get(name, "").strip() for name in _ENDPOINTS):
         return False
-    return any(environ.get(name, "").strip() for name in _ENDPOINTS)
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if exporter != "otlp":
+        if exporter != "none":
+            log.warning("tracing.exporter_unsupported", exporter=exporter, supported="otlp")
+        return False
+    return True
 
 
 def enabled() -> bool:
@@ -47,7 +55,7 @@ def enabled() -> bool:
 def configure(service: str, version: str, **resource: str) -> bool:
     """Turn traces on if the environment asks for them; True when on. `service` names the
     process (`api`, `worker`) under the project's name, unless OTEL_SERVICE_NAME does."""
-    global _on, _provider
+    global _on
     if _on or not wanted():
         return _on
     from opentelemetry import trace
@@ -56,17 +64,26 @@ def configure(service: str, version: str, **resource: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    if protocol.strip() != "http/protobuf":
+        log.warning("tracing.protocol_unsupported", protocol=protocol, used="http/protobuf")
     existing = trace.get_tracer_provider()
     if isinstance(existing, trace.ProxyTracerProvider):
-        attributes = {"service.version": version, **resource}
-        if not os.environ.get("OTEL_SERVICE_NAME"):
-            attributes["service.name"] = f"{APP_NAME}-{service}"
+        # Defaults only: OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES say otherwise.
+        given = _resource_keys(os.environ)
+        defaults = {
+            "service.name": f"{APP_NAME}-{service}",
+            "service.version": version,
+            **resource,
+        }
+        attributes = {k: v for k, v in defaults.items() if k not in given}
         # The sampler is the SDK's, from OTEL_TRACES_SAMPLER (default: parent-based, always).
         provider = TracerProvider(resource=Resource.create(attributes))
         # The exporter reads the endpoint, headers, timeout and compression from OTEL_*.
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         trace.set_tracer_provider(provider)
-        _provider = provider
         log.info("tracing.enabled", exporter="otlp/http", provider="own")
     else:
         log.info("tracing.enabled", provider=type(existing).__name__)
@@ -75,31 +92,58 @@ def configure(service: str, version: str, **resource: str) -> bool:
     return True
 
 
+def _resource_keys(environ: Mapping[str, str]) -> set[str]:
+    keys = {
+        pair.split("=", 1)[0].strip()
+        for pair in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+        if "=" in pair
+    }
+    if environ.get("OTEL_SERVICE_NAME", "").strip():
+        keys.add("service.name")
+    return keys
+
+
 def current_ids() -> dict[str, str]:
-    """The trace and span ids of the current span (for log lines and exemplars), or none."""
+    """The trace and span ids of the current span (for log lines and exemplars), or none when
+    no span is current or its trace is not sampled (it goes nowhere: nothing to link to)."""
     if not _on:
         return {}
     from opentelemetry import trace
 
     context = trace.get_current_span().get_span_context()
-    if not context.is_valid:
+    if not context.is_valid or not context.trace_flags.sampled:
         return {}
     return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
 
 
 def carrier() -> dict[str, str] | None:
-    """The current trace context as W3C headers (traceparent, tracestate), to go with a
-    workflow; None when tracing is off or no span is current."""
+    """The current trace context as a W3C `traceparent`, to go with a workflow; None when
+    tracing is off or no span is current. Not the caller's `tracestate`: up to kilobytes of
+    the caller's, which would be stored with every workflow of a batch."""
     if not _on:
         return None
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     headers: dict[str, str] = {}
     TraceContextTextMapPropagator().inject(headers)
-    return headers or None
+    parent = headers.get("traceparent")
+    return None if parent is None else {"traceparent": parent}
 
 
-def flush(timeout_seconds: float = 5.0) -> None:
-    """Send the spans still buffered (before an exit that skips atexit, as the worker's)."""
-    if _provider is not None:
-        _provider.force_flush(int(timeout_seconds * 1000))
+def flush(timeout_seconds: float = FLUSH_SECONDS) -> None:
+    """Send the spans still buffered, waiting `timeout_seconds` at most (the SDK's own flush
+    takes no deadline: each batch may wait the exporter's timeout). Called where an exit
+    would drop them: a uvicorn process ends by its signal, a worker by os._exit."""
+    if not _on:
+        return
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    force_flush = getattr(provider, "force_flush", None)
+    if force_flush is None:
+        return
+    sender = threading.Thread(target=force_flush, name="trace-flush", daemon=True)
+    sender.start()
+    sender.join(timeout_seconds)
+    if sender.is_alive():
+        log.warning("tracing.flush_incomplete", timeout_seconds=timeout_seconds)

@@ -165,6 +165,9 @@ def drain(
     """
     log.info("worker.draining", timeout_seconds=settings.drain_timeout_seconds)
     DBOS.destroy(workflow_completion_timeout_sec=settings.drain_timeout_seconds)
+    # The drained workflows' last spans, before the executor is marked stopped (after that the
+    # process must end at once) and within a bound (the pod's grace counts it).
+    tracing.flush()
     maintenance.stop()
     if probes is not None:
         probes.stop()
@@ -185,7 +188,6 @@ def _mark_stopped(store: FleetStore, executor_id: str) -> None:
 
 def _exit_now(code: int) -> None:
     """End the process without waiting for workflow threads DBOS left running."""
-    tracing.flush()  # os._exit skips the exit handlers that would
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

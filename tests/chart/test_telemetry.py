@@ -86,3 +86,10 @@ def test_the_dashboard_shows_the_traces_of_slow_workflows_as_exemplars() -> None
         if histogram in target["expr"]
     }
     assert shown == {"queue_worker_workflow_duration_seconds", "queue_worker_queue_wait_seconds"}
+
+
+def test_a_secret_named_by_digits_stays_a_name() -> None:
+    tracing = {"endpoint": "http://c:4318", "headersSecret": {"name": "0123", "key": "1"}}
+    for container in _containers({"tracing": tracing}).values():
+        reference = _env(container)["OTEL_EXPORTER_OTLP_HEADERS"]["secretKeyRef"]
+        assert reference == {"name": "0123", "key": "1"}

@@ -4,14 +4,19 @@ the worker, sent over OTLP/HTTP to a receiver the test runs; the worker's histog
 trace as exemplars, and log lines its ids."""
 
 import json
+import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from services.contract.tracing import FLUSH_SECONDS
 from tests.conftest import NewDatabase
 from tests.support.otlp import OtlpReceiver, Span
 from tests.support.polling import wait_for
@@ -48,7 +53,10 @@ def test_one_trace_from_the_request_to_the_last_step(
         answer = api.http.post(
             "/workflows",
             json={"num_steps": 3, "step_seconds": 0},
-            headers={"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"},
+            headers={
+                "traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01",
+                "tracestate": "vendor=" + "x" * 200,
+            },
         )
         assert answer.status_code == 202, answer.text
         workflow_id = answer.json()["workflow_id"]
@@ -102,6 +110,17 @@ def test_one_trace_from_the_request_to_the_last_step(
     (parent,) = [s for s in runs if s.attributes["operationUUID"] == fanned_id]
     children = [s for s in runs if s is not parent]
     assert len(children) == 2 and {c.parent_span_id for c in children} == {parent.span_id}
+    # The workflow keeps the request's traceparent only (not the caller's tracestate).
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        attributes = conn.execute(
+            sa.text("SELECT attributes FROM dbos.workflow_status WHERE workflow_uuid = :id"),
+            {"id": workflow_id},
+        ).scalar_one()
+    engine.dispose()
+    assert attributes["dbos.otelContext"] == {
+        "traceparent": f"00-{CALLER_TRACE}-{request.span_id}-01"
+    }
     # The collector's key went with every export.
     assert {h.get("x-collector-key") for h in receiver.requests} == {"k-123"}
     # Probes leave no traces.
@@ -157,8 +176,15 @@ def test_a_tracer_provider_set_before_is_kept(receiver: OtlpReceiver) -> None:
         "from opentelemetry import trace; from opentelemetry.sdk.trace import TracerProvider; "
         "mine = TracerProvider(); trace.set_tracer_provider(mine); "
         "from services.contract import tracing; "
+        "from opentelemetry.sdk.trace.export import BatchSpanProcessor; "
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import "
+        "InMemorySpanExporter; "
+        "sent = InMemorySpanExporter(); mine.add_span_processor(BatchSpanProcessor(sent, "
+        "schedule_delay_millis=60000)); "
         "assert tracing.configure('worker', '1'); "
-        "assert trace.get_tracer_provider() is mine; print('kept')",
+        "assert trace.get_tracer_provider() is mine; "
+        "trace.get_tracer('t').start_span('s').end(); tracing.flush(); "
+        "assert len(sent.get_finished_spans()) == 1; print('kept')",
         OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
     )
     assert done.returncode == 0, done.stderr
@@ -182,3 +208,85 @@ def test_the_standard_variables_turn_traces_off_and_sample_them() -> None:
         OTEL_TRACES_SAMPLER_ARG="0.25",
     )
     assert "0.25" in sampled.stdout, sampled.stderr
+
+
+def test_spans_still_buffered_at_a_stop_are_sent(
+    receiver: OtlpReceiver, new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # Batches go out once a minute here: only the flush at the stop can send them.
+    url = new_migrated_database("sqlite")
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "60000"}
+    worker = start_worker(url, tmp_path, **env)
+    api = Api(url, tmp_path, **env)
+    try:
+        wait_worker_ready(worker)
+        api.wait_ready()
+        workflow_id = api.enqueue(num_steps=1, step_seconds=0)
+        api.wait_status(workflow_id, "SUCCESS")
+        assert receiver.snapshot() == []
+    finally:
+        api.stop()
+        worker.stop()
+    services = {s.service for s in receiver.snapshot()}
+    assert services == {"dbos-queue-worker-api", "dbos-queue-worker-worker"}, services
+
+
+def test_a_collector_that_never_answers_delays_a_stop_by_a_bounded_time(
+    new_migrated_database: NewDatabase, tmp_path: Path
+) -> None:
+    # It takes connections and never answers: the exporter would wait its own timeout for
+    # each batch, after the worker has marked itself stopped.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        url = new_migrated_database("sqlite")
+        worker = start_worker(
+            url,
+            tmp_path,
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_BSP_SCHEDULE_DELAY="60000",
+            WORKER_DRAIN_TIMEOUT_SECONDS="2",
+        )
+        api = Api(url, tmp_path)
+        try:
+            wait_worker_ready(worker)
+            api.wait_ready()
+            api.wait_status(api.enqueue(num_steps=1, step_seconds=0), "SUCCESS")
+        finally:
+            api.stop()
+        worker.send(signal.SIGTERM)
+        started = time.monotonic()
+        worker.wait(timeout=60)
+        took = time.monotonic() - started
+        worker.stop()
+    # The drain (nothing runs) and a flush of at most FLUSH_SECONDS.
+    assert took < 2 + FLUSH_SECONDS + 3, took
+    assert "tracing.flush_incomplete" in worker.log()
+
+
+def test_the_resource_and_the_sampling_are_the_environments_to_set() -> None:
+    described = _python(
+        "from opentelemetry import trace\n"
+        "from opentelemetry.trace import use_span\n"
+        "from services.contract import tracing\n"
+        "tracing.configure('api', '1')\n"
+        "print(dict(trace.get_tracer_provider().resource.attributes))\n"
+        "with use_span(trace.get_tracer('t').start_span('s')):\n"
+        "    print(tracing.current_ids())\n",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_RESOURCE_ATTRIBUTES="service.name=billing,service.version=9,team=payments",
+        OTEL_TRACES_SAMPLER="always_off",
+    )
+    assert described.returncode == 0, described.stderr
+    resource, ids = described.stdout.strip().splitlines()
+    assert "'service.name': 'billing'" in resource and "'service.version': '9'" in resource
+    assert "'team': 'payments'" in resource
+    # An unsampled trace goes nowhere: no log line or exemplar names it.
+    assert ids == "{}"
+    console = _python(
+        "from services.contract import tracing; print(tracing.configure('api', '1'))",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_TRACES_EXPORTER="console",
+    )
+    assert console.stdout.strip() == "False" and "tracing.exporter_unsupported" in console.stderr

@@ -368,8 +368,8 @@ the replicas rounded up, as the Deployment controller computes it; pass (dict "r
 - name: OTEL_EXPORTER_OTLP_HEADERS
   valueFrom:
     secretKeyRef:
-      name: {{ .headersSecret.name }}
-      key: {{ .headersSecret.key }}
+      name: {{ .headersSecret.name | quote }}
+      key: {{ .headersSecret.key | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
