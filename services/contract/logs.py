@@ -18,25 +18,26 @@ process's own fields (`configure`) on every JSON line.
 """
 
 import contextlib
-import json
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal
 
+from services.contract.log_formats import (
+    BOUND_FIELDS,
+    EVENT_FIELDS,
+    JsonFormatter,
+    TextFormatter,
+)
+
 LogFormat = Literal["text", "json"]
 FORMATS: Final = ("text", "json")
-# Keys every JSON line has; a field of the same name is written with a trailing underscore.
-RESERVED: Final = frozenset({"time", "level", "logger", "event", "message", "exception"})
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("log_context", default=_EMPTY)
-_FIELDS = "event_fields"  # the LogRecord attribute that holds an event's fields
-_BOUND = "context_fields"  # ... and the context's fields when it was logged
 
 # DBOS's start-up lines, at INFO in DBOS: the engine's parameters, each schema migration, an
 # invitation to a hosted console, the executor's id and version, each queue over two lines
@@ -93,7 +94,9 @@ class EventLogger:
         exc_info: BaseException | None = None,
     ) -> None:
         if self.logger.isEnabledFor(level):
-            self.logger.log(level, event, exc_info=exc_info, extra={_FIELDS: fields}, stacklevel=3)
+            self.logger.log(
+                level, event, exc_info=exc_info, extra={EVENT_FIELDS: fields}, stacklevel=3
+            )
 
 
 def get_logger(name: str) -> EventLogger:
@@ -102,7 +105,7 @@ def get_logger(name: str) -> EventLogger:
 
 def event_fields(record: logging.LogRecord) -> Mapping[str, Any]:
     """The fields an event was logged with (none for a line of another library)."""
-    fields: Mapping[str, Any] = getattr(record, _FIELDS, _EMPTY)
+    fields: Mapping[str, Any] = getattr(record, EVENT_FIELDS, _EMPTY)
     return fields
 
 
@@ -149,7 +152,7 @@ class _Context(logging.Filter):
         workflow_id = getattr(record, "operationUUID", None)
         if workflow_id and "workflow_id" not in bound:
             bound = {**bound, "workflow_id": workflow_id}
-        setattr(record, _BOUND, bound)
+        setattr(record, BOUND_FIELDS, bound)
         return True
 
 
@@ -163,68 +166,6 @@ class _DemoteChatter(logging.Filter):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger("dbos").isEnabledFor(logging.DEBUG)
         return True
-
-
-def _time(record: logging.LogRecord) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-    return f"{seconds}.{int(record.msecs):03d}Z"
-
-
-def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The bound fields, then the event's own: what the line says besides its event."""
-    fields = {**getattr(record, _BOUND, {}), **getattr(record, _FIELDS, {})}
-    return {(f"{k}_" if k in RESERVED else k): v for k, v in fields.items()}
-
-
-class JsonFormatter(logging.Formatter):
-    def __init__(self, process_fields: Mapping[str, Any]) -> None:
-        super().__init__()
-        self._process = {(f"{k}_" if k in RESERVED else k): v for k, v in process_fields.items()}
-
-    def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": _time(record),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-        }
-        if hasattr(record, _FIELDS):
-            line["event"] = record.msg
-        else:
-            line["message"] = record.getMessage()
-        line.update(self._process)
-        line.update(_fields(record))
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        elif record.stack_info:
-            line["exception"] = self.formatStack(record.stack_info)
-        # ASCII only: a U+2028 in a field (a request's path) must not read as a line break.
-        return json.dumps(line, default=str)
-
-
-class TextFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        if hasattr(record, _FIELDS):
-            what = str(record.msg)
-        else:
-            what = f"{record.name}: {_one_line(record.getMessage())}"
-        parts = [_time(record), f"{record.levelname:<5}", what]
-        parts += [f"{key}={_text_value(value)}" for key, value in _fields(record).items()]
-        line = " ".join(parts)
-        if record.exc_info:
-            trace = self.formatException(record.exc_info)
-            line += "\n" + "\n".join(f"  {part}" for part in trace.splitlines())
-        return line
-
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
-def _text_value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text == "" or any(c.isspace() or c in "\"='" for c in text):
-        return json.dumps(text, ensure_ascii=False)
-    return text
 
 
 def configure(level: str, log_format: LogFormat, **process_fields: Any) -> None:
@@ -269,7 +210,7 @@ def _log_uncaught(
         sys.__excepthook__(kind, value, trace)
         return
     logging.getLogger("uncaught").critical(
-        "process.uncaught_exception", exc_info=(kind, value, trace), extra={_FIELDS: {}}
+        "process.uncaught_exception", exc_info=(kind, value, trace), extra={EVENT_FIELDS: {}}
     )
 
 
@@ -280,5 +221,5 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     logging.getLogger("uncaught").critical(
         "thread.uncaught_exception",
         exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
-        extra={_FIELDS: {"thread": thread}},
+        extra={EVENT_FIELDS: {"thread": thread}},
     )
