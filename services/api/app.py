@@ -15,6 +15,7 @@ from services.api.auth import Identify
 from services.api.credentials import identify_from
 from services.api.db_threads import DatabaseThreads
 from services.api.enqueue_groups import EnqueueGroups
+from services.api.enqueues import Enqueues
 from services.api.fleet import Fleet
 from services.api.metrics import Metrics, QueueCollector
 from services.api.metrics_server import metrics_listener
@@ -56,6 +57,7 @@ class State(TypedDict):
     store: Store
     fleet: Fleet
     workflows: Workflows
+    enqueues: Enqueues
     metrics: Metrics
     registry: Registry
 
@@ -88,7 +90,8 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
             )
         )
         threads = DatabaseThreads(settings.db_pool_size, settings.db_pool_timeout_seconds)
-        workflows = Workflows(client, store, threads, settings.application_version, grace_ms, types)
+        workflows = Workflows(client, store, grace_ms, types)
+        enqueues = Enqueues(client, store, threads, settings.application_version)
         audit = AuditLog(engine)
         log.info("api.started", database=engine.dialect.name)
         listener: AbstractAsyncContextManager[None] = nullcontext()
@@ -109,6 +112,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> Starl
                     "store": store,
                     "fleet": fleet,
                     "workflows": workflows,
+                    "enqueues": enqueues,
                     "metrics": metrics,
                     "registry": types,
                 }

@@ -7,10 +7,10 @@ from services.api import audit_handlers, enqueue_bodies, enqueue_input, request_
 from services.api.database_work import bounded, database_work
 from services.api.enqueue_bodies import EnqueueRequest
 from services.api.enqueue_input import Enqueue, InvalidEnqueue
-from services.api.handling import bad_request, registry_of, workflow_path, workflows_of
+from services.api.enqueues import BatchConflict, Origin
+from services.api.handling import bad_request, enqueues_of, registry_of, workflow_path
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
-from services.api.workflows import BatchConflict, Origin
 
 
 def _resolve(request: Request, body: EnqueueRequest, prefix: str = "") -> Enqueue:
@@ -44,7 +44,7 @@ async def enqueue_workflow(request: Request) -> Response:
     request.state.audit_detail = {"workflow": enqueue.workflow}
     origin = _origin(request)
     workflow_id, replayed = await bounded(
-        request, workflows_of(request).enqueue(enqueue, keyed_id, origin)
+        request, enqueues_of(request).enqueue(enqueue, keyed_id, origin)
     )
     location = workflow_path(request, workflow_id)
     headers = {"Location": location}
@@ -79,7 +79,7 @@ async def enqueue_batch(request: Request) -> Response:
         raise request_body.unprocessable(errors[: enqueue_input.MAX_LISTED_ERRORS])
     origin = _origin(request)
     try:
-        enqueued = await database_work(request, workflows_of(request).enqueue_batch, items, origin)
+        enqueued = await database_work(request, enqueues_of(request).enqueue_batch, items, origin)
     except BatchConflict as exc:
         raise Problem(409, "Conflict", str(exc)) from None
     created = [workflow_id for workflow_id, replayed in enqueued if not replayed]

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.api.enqueues import Enqueues
 from services.api.problems import Problem
 from services.api.schemas import InvalidInput
 from services.api.workflows import Workflows
@@ -28,6 +29,11 @@ def bad_request(exc: InvalidInput) -> Problem:
 def workflows_of(request: Request) -> Workflows:
     workflows: Workflows = request.state.workflows
     return workflows
+
+
+def enqueues_of(request: Request) -> Enqueues:
+    enqueues: Enqueues = request.state.enqueues
+    return enqueues
 
 
 def registry_of(request: Request) -> Registry:
