@@ -20,6 +20,19 @@ access_log = logs.get_logger("services.api.access")
 log = logs.get_logger(__name__)
 
 
+class NotedSend:
+    """An ASGI `send` that notes the response's status once the response starts."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.status: int | None = None
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        await self.send(message)
+
+
 class AccessMiddleware:
     """The metrics of every request and its line in the access log: method, route template,
     status, duration (and, bound by RequestIdMiddleware, the request's id)."""
@@ -33,17 +46,11 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        noted = NotedSend(send)
         try:
-            await self.app(scope, receive, send_and_note_status)
+            await self.app(scope, receive, noted)
         finally:
+            status = 500 if noted.status is None else noted.status
             # The route's template ("/workflows/{workflow_id}"), never the raw path: labels
             # must stay few. The router records the route it matched in the scope.
             route = getattr(scope.get("route"), "path", None) or "<unmatched>"
@@ -74,18 +81,12 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def send_and_note_start(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        noted = NotedSend(send)
         try:
-            await self.app(scope, receive, send_and_note_start)
+            await self.app(scope, receive, noted)
         except Exception as exc:
             log.error("api.unhandled_error", exc_info=exc, path=scope["path"])
-            if started:
+            if noted.status is not None:
                 raise  # too late for an answer of our own: the server ends the response
             problem = Problem(
                 500, "Internal Server Error", "the server failed to handle this request"

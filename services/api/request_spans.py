@@ -6,9 +6,9 @@ from typing import Any
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.api.middleware import KNOWN_METHODS, PROBE_ROUTES
+from services.api.middleware import KNOWN_METHODS, PROBE_ROUTES, NotedSend
 
 
 class RequestSpanMiddleware:
@@ -31,14 +31,7 @@ class RequestSpanMiddleware:
         request_id = scope.get("state", {}).get("request_id")
         if request_id is not None:
             attributes["http.request.header.x-request-id"] = (request_id,)
-        status = 500
-
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        noted = NotedSend(send)
         with self.tracer.start_as_current_span(
             method,
             context=propagate.extract(headers),
@@ -46,8 +39,9 @@ class RequestSpanMiddleware:
             attributes=attributes,
         ) as span:
             try:
-                await self.app(scope, receive, send_and_note_status)
+                await self.app(scope, receive, noted)
             finally:
+                status = 500 if noted.status is None else noted.status
                 route = getattr(scope.get("route"), "path", None)
                 if route is not None:
                     span.update_name(f"{method} {route}")

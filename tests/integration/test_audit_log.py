@@ -14,6 +14,7 @@ from services.contract.audit import audit_log
 from services.contract.dbos_tables import with_schemas
 from services.worker.retention import Retention
 from tests.conftest import BACKENDS, NewDatabase
+from tests.support.databases import refuse_audit_rows
 from tests.support.polling import wait_for
 from tests.support.processes import Api
 
@@ -178,20 +179,8 @@ def test_a_workflow_is_never_created_without_its_audit_row(
     # The row goes in with the workflows, in one transaction: when it cannot be written, the
     # enqueue fails whole, for one workflow and for a batch alike.
     url = new_migrated_database("postgres")
+    refuse_audit_rows(url, "audit log refused")
     engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE FUNCTION queue_worker.refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'audit log refused'; END $$"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON queue_worker.audit_log "
-                "FOR EACH ROW EXECUTE FUNCTION queue_worker.refuse()"
-            )
-        )
     api = Api(url, tmp_path)
     try:
         api.wait_ready()
@@ -250,21 +239,7 @@ def test_a_failed_audit_row_is_no_deduplication_conflict(
     # A unique violation of the audit log's (a trigger stands in for one) fails the enqueue
     # with a 500: it is not a deduplication id held by another workflow (a 409 would say so).
     url = new_migrated_database("postgres")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE FUNCTION queue_worker.clash() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'taken' USING ERRCODE = 'unique_violation'; END $$"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "CREATE TRIGGER clash BEFORE INSERT ON queue_worker.audit_log "
-                "FOR EACH ROW EXECUTE FUNCTION queue_worker.clash()"
-            )
-        )
-    engine.dispose()
+    refuse_audit_rows(url, "taken", errcode="23505")  # unique_violation
     api = Api(url, tmp_path)
     try:
         api.wait_ready()

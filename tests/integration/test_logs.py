@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from services.contract.logs import DBOS_CHATTER
 from tests.conftest import NewDatabase
+from tests.support.databases import refuse_audit_rows
 from tests.support.processes import Api, free_port, start_worker, wait_worker_ready
 
 TIME = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -145,21 +145,7 @@ def test_an_unexpected_error_is_answered_logged_once_and_keeps_the_connection(
 ) -> None:
     # The audit log refusing rows fails an enqueue in a way no handler answers.
     url = new_migrated_database("postgres")
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE FUNCTION queue_worker.refuse() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'audit log refused'; END $$"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON queue_worker.audit_log "
-                "FOR EACH ROW EXECUTE FUNCTION queue_worker.refuse()"
-            )
-        )
-    engine.dispose()
+    refuse_audit_rows(url, "audit log refused")
     api = Api(url, tmp_path, LOG_FORMAT="json")
     try:
         api.wait_ready()

@@ -325,3 +325,25 @@ def copy_sqlite_database(source_url: str, directory: Path) -> str:
         if (path := source.with_name(source.name + suffix)).exists():
             shutil.copyfile(path, target.with_name(target.name + suffix))
     return f"sqlite:///{target}"
+
+
+def refuse_audit_rows(database_url: str, message: str, errcode: str = "P0001") -> None:
+    """Make every insert into the audit log fail (a trigger raising `message` with SQLSTATE
+    `errcode`): how a test makes the API's writes fail past its handlers, on PostgreSQL."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "CREATE FUNCTION queue_worker.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                    f"$$ BEGIN RAISE EXCEPTION '{message}' USING ERRCODE = '{errcode}'; END $$"
+                )
+            )
+            conn.execute(
+                sa.text(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON queue_worker.audit_log "
+                    "FOR EACH ROW EXECUTE FUNCTION queue_worker.refuse()"
+                )
+            )
+    finally:
+        engine.dispose()
