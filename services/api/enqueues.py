@@ -4,7 +4,7 @@ transaction (enqueue_groups), each with its audit row and the request's id and t
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import sqlalchemy as sa
 from dbos import DBOSClient, EnqueueOptions, WorkflowSerializationFormat
@@ -48,9 +48,6 @@ class Origin:
     caller: Identity | None = None
     request_id: str | None = None
     audit_entry: AuditEntry | None = None
-
-
-ANONYMOUS: Final = Origin()
 
 
 class Enqueues:
@@ -113,7 +110,7 @@ class Enqueues:
         return options
 
     async def enqueue(
-        self, enqueue: Enqueue, workflow_id: str | None, origin: Origin = ANONYMOUS
+        self, enqueue: Enqueue, workflow_id: str | None, origin: Origin
     ) -> tuple[str, bool]:
         """Enqueue one workflow; returns its id and whether an earlier request already made it.
 
@@ -161,7 +158,7 @@ class Enqueues:
         return written
 
     def enqueue_batch(
-        self, batch: list[tuple[Enqueue, str | None]], origin: Origin = ANONYMOUS
+        self, batch: list[tuple[Enqueue, str | None]], origin: Origin
     ) -> list[tuple[str, bool]]:
         """Enqueue all of the batch in one transaction, or none of it.
 

@@ -34,7 +34,6 @@ from services.contract.log_formats import (
 )
 
 LogFormat = Literal["text", "json"]
-FORMATS: Final = ("text", "json")
 
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 _CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("log_context", default=_EMPTY)

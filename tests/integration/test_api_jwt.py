@@ -25,6 +25,8 @@ from tests.support.polling import wait_for
 from tests.support.processes import Api
 
 ISSUER, AUDIENCE = "https://id.example.com/", "dbos-queue-worker"
+# What every API of these tests is started with: JWTs of this issuer, for this audience.
+JWT = {"API_AUTH": "jwt", "API_AUTH_JWT_ISSUER": ISSUER, "API_AUTH_JWT_AUDIENCE": AUDIENCE}
 
 
 def _key() -> rsa.RSAPrivateKey:
@@ -74,9 +76,7 @@ def api(
     api = Api(
         new_migrated_database("sqlite"),
         tmp_path,
-        API_AUTH="jwt",
-        API_AUTH_JWT_ISSUER=ISSUER,
-        API_AUTH_JWT_AUDIENCE=AUDIENCE,
+        **JWT,
         API_AUTH_JWKS_FILE=str(provider.path),
         API_AUTH_JWT_ROLE_CLAIM="groups",
         API_AUTH_JWT_READ_VALUES="developers",
@@ -176,9 +176,7 @@ def test_keys_from_the_providers_jwks_url(
     api = Api(
         new_migrated_database("sqlite"),
         tmp_path,
-        API_AUTH="jwt",
-        API_AUTH_JWT_ISSUER=ISSUER,
-        API_AUTH_JWT_AUDIENCE=AUDIENCE,
+        **JWT,
         API_AUTH_JWKS_URL=f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json",
     )
     try:
@@ -230,9 +228,7 @@ def _url_api(url: str, tmp_path: Path, jwks_url: str, **env: str) -> Api:
     return Api(
         url,
         tmp_path,
-        API_AUTH="jwt",
-        API_AUTH_JWT_ISSUER=ISSUER,
-        API_AUTH_JWT_AUDIENCE=AUDIENCE,
+        **JWT,
         API_AUTH_JWKS_URL=jwks_url,
         **env,
     )
